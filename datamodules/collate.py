@@ -1,0 +1,49 @@
+"""Collate ``SampleRecord``s into a right-padded ``UniPixelBatch``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from unipixel_pl.config import IGNORE_INDEX
+from unipixel_pl.datamodules.encode import SampleRecord
+from unipixel_pl.types import UniPixelBatch
+
+
+def _pad(sequences: list[Tensor], value: int) -> Tensor:
+    """Right-pad ``(..., L_i)`` tensors along their last axis and stack on a new axis 0 -> ``(B, ..., L_max)``."""
+    length = max(s.shape[-1] for s in sequences)
+    padded = [torch.nn.functional.pad(s, (0, length - s.shape[-1]), value=value) for s in sequences]
+    return torch.stack(padded)
+
+
+class Collator:
+    """Callable collate function; ``pad_token_id`` fills ``input_ids`` padding.
+
+    Padding positions get position id 1, label ``IGNORE_INDEX`` and attention 0 (as transformers does).
+    """
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, records: list[SampleRecord]) -> UniPixelBatch:
+        if not records:
+            raise ValueError("cannot collate an empty list of samples")
+        text = [r.text for r in records]
+        with_video = [i for i, r in enumerate(records) if r.pixel_values_videos is not None]
+        return UniPixelBatch(
+            input_ids=_pad([t["input_ids"] for t in text], self.pad_token_id),
+            attention_mask=_pad([t["attention_mask"] for t in text], 0),
+            position_ids=_pad([t["position_ids"] for t in text], 1).transpose(0, 1).contiguous(),
+            mm_token_type_ids=_pad([t["mm_token_type_ids"] for t in text], 0),
+            labels=_pad([t["labels"] for t in text], IGNORE_INDEX),
+            pixel_values_videos=torch.cat([records[i].pixel_values_videos for i in with_video]) if with_video else None,
+            video_grid_thw=torch.cat([records[i].video_grid_thw for i in with_video]) if with_video else None,
+            video_sample_index=torch.tensor(with_video, dtype=torch.long) if with_video else None,
+            sam_frames=[r.sam_frames for r in records],
+            frame_sizes=[r.frame_size for r in records],
+            prompts=[r.prompts for r in records],
+            refer_masks=[r.refer_mask for r in records],
+            target_masks=[r.target_masks for r in records],
+            task=[r.task for r in records],
+        )

@@ -1,0 +1,26 @@
+"""The wheel installs everything inside the ``unipixel_pl`` namespace (no generic top-level names)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def test_wheel_has_only_the_unipixel_pl_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("unipixel_pl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"unipixel_pl"}
+    assert "unipixel_pl/datamodules/synthetic.py" in names
+    assert "unipixel_pl/callbacks/__init__.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "unipixel = unipixel_pl.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

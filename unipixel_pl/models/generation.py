@@ -1,0 +1,95 @@
+"""Greedy decoding with masks: one mask per ``<|seg|>`` in the prompt and per ``<|seg|>`` generated.
+
+A generated ``<|seg|>`` takes the hidden state that predicted it (the last position of the step that emitted it),
+exactly as teacher forcing pairs a ``<|seg|>`` with the state before it (``reference/MODEL.md`` §4.5, §7.2). Under
+greedy decoding the emitted token is the raw-logit argmax, so the reference's trigger and ours coincide.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from unipixel_pl.types import UniPixelBatch, UniPixelOutput
+
+if TYPE_CHECKING:
+    from unipixel_pl.models.lit_unipixel import LitUniPixel
+
+
+def single_sample(batch: UniPixelBatch, index: int) -> UniPixelBatch:
+    """The ``index``-th sample of a batch as a batch of one, padding removed."""
+    length = int(batch.attention_mask[index].sum())
+    spans: list[int] = [] if batch.video_sample_index is None else batch.video_sample_index.tolist()
+    videos = [i for i, b in enumerate(spans) if b == index]
+    pixel_values = grid = sample_index = None
+    if videos and batch.video_grid_thw is not None and batch.pixel_values_videos is not None:
+        rows = batch.video_grid_thw.prod(dim=-1)
+        starts = [0, *rows.cumsum(0).tolist()]
+        pixel_values = torch.cat([batch.pixel_values_videos[starts[i] : starts[i + 1]] for i in videos])
+        grid, sample_index = batch.video_grid_thw[videos], torch.zeros(len(videos), dtype=torch.long)
+    pick = lambda values: [values[index]] if index < len(values) else []  # noqa: E731
+    return UniPixelBatch(
+        input_ids=batch.input_ids[index : index + 1, :length],
+        attention_mask=batch.attention_mask[index : index + 1, :length],
+        position_ids=batch.position_ids[:, index : index + 1, :length],
+        mm_token_type_ids=batch.mm_token_type_ids[index : index + 1, :length],
+        labels=None,
+        pixel_values_videos=pixel_values,
+        video_grid_thw=grid,
+        video_sample_index=sample_index,
+        sam_frames=pick(batch.sam_frames),
+        frame_sizes=pick(batch.frame_sizes),
+        prompts=pick(batch.prompts),
+        refer_masks=pick(batch.refer_masks),
+        target_masks=pick(batch.target_masks),
+        task=pick(batch.task),
+    )
+
+
+@torch.no_grad()
+def greedy_generate(model: LitUniPixel, batch: UniPixelBatch, index: int, max_new_tokens: int) -> UniPixelOutput:
+    """Generate for sample ``index`` of ``batch``; returns text, token ids and ``(O, T, H, W)`` masks."""
+    sample = single_sample(batch, index)
+    tokens = model.config.backbone.tokens
+    out = model.run_backbone(sample, use_cache=True)
+    seg_states = [model.pointer_head.select_seg_states(out.hidden_states, sample.input_ids, tokens.seg)[0]]
+    attention = sample.attention_mask
+    next_position = sample.position_ids.max() + 1
+    generated: list[int] = []
+    for _ in range(max_new_tokens):
+        next_token = int(out.logits[0, -1].argmax())
+        generated.append(next_token)
+        if next_token == tokens.seg:
+            seg_states.append(out.hidden_states[0, -1:])
+        if next_token == tokens.im_end:
+            break
+        step = torch.tensor([[next_token]], device=attention.device)
+        attention = torch.cat([attention, torch.ones_like(step)], dim=1)
+        out = model.backbone(
+            inputs_embeds=model.backbone.embed_tokens(step),
+            attention_mask=attention,
+            position_ids=next_position.view(1, 1, 1).expand(3, 1, 1),
+            mm_token_type_ids=torch.zeros_like(step),
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
+        next_position = next_position + 1
+    masks = _decode_masks(model, sample, torch.cat(seg_states))
+    sequence = torch.tensor([generated], dtype=torch.long)
+    return UniPixelOutput(sequences=sequence, masks=[masks], text=[_decode_text(model, generated)])
+
+
+def _decode_masks(model: LitUniPixel, sample: UniPixelBatch, states: Tensor) -> Tensor | None:
+    """``(O, T, H, W)`` bool masks for the collected ``<|seg|>`` states, or None without frames or states."""
+    frames = sample.sam_frames[0] if sample.sam_frames else None
+    if frames is None or states.shape[0] == 0:
+        return None
+    size = sample.frame_sizes[0] if sample.frame_sizes and sample.frame_sizes[0] else tuple(frames.shape[-2:])
+    return model.mask_decoder.segment(frames, model.pointer_head(states), size)
+
+
+def _decode_text(model: LitUniPixel, token_ids: list[int]) -> str:
+    tokenizer = getattr(model, "tokenizer", None)
+    return "" if tokenizer is None else tokenizer.decode(token_ids, skip_special_tokens=False)

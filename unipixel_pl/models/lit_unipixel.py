@@ -1,0 +1,181 @@
+"""``LitUniPixel``: the one module the Trainer drives. It composes the four parts and owns steps, losses,
+metrics, logging and optimizers (``reference/MODEL.md`` §4, §6, §7)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from unipixel_pl.config import GenerationConfig, OptimizerConfig, UniPixelConfig, preset
+from unipixel_pl.metrics.iou import MaskIoU
+from unipixel_pl.models.backbone import Backbone, BackboneOutput
+from unipixel_pl.models.generation import greedy_generate
+from unipixel_pl.models.inputs import build_inputs_embeds
+from unipixel_pl.models.losses import check_mask_targets, lm_loss, sample_objects
+from unipixel_pl.models.mask_decoder import MaskDecoder
+from unipixel_pl.models.optim import apply_trainable, parameter_groups, warmup_cosine
+from unipixel_pl.models.pointer_head import PointerHead
+from unipixel_pl.models.prompt_encoder import PromptEncoder
+from unipixel_pl.types import UniPixelBatch, UniPixelOutput
+
+
+class LitUniPixel(L.LightningModule):
+    """UniPixel: Qwen2.5-VL backbone + prompt encoder + pointer head + SAM 2.1 mask decoder.
+
+    Args:
+        config: the model; defaults to the ``unipixel-tiny`` preset.
+        optimizer: AdamW, schedule, per-module learning rates and freezing.
+        generation: decoding settings for ``predict``.
+        seed: seeds the per-sample object subsampling.
+    """
+
+    def __init__(
+        self,
+        config: UniPixelConfig | None = None,
+        optimizer: OptimizerConfig | None = None,
+        generation: GenerationConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.config = config or preset("unipixel-tiny")
+        self.optimizer_config = optimizer or OptimizerConfig()
+        self.generation_config = generation or GenerationConfig()
+        self.seed = seed
+        self.save_hyperparameters()
+        cfg = self.config
+        self.backbone = Backbone(cfg.backbone)
+        self.prompt_encoder = PromptEncoder(
+            llm_hidden=cfg.backbone.hidden_size,
+            sam_hidden=cfg.mask_decoder.hidden_dim,
+            sam_image_size=cfg.mask_decoder.image_size,
+            merger_width=cfg.backbone.vision.hidden_size * cfg.backbone.vision.spatial_merge_size**2,
+            temporal_features=cfg.temporal_features,
+            mem_pooling=cfg.mem_pooling,
+        )
+        self.pointer_head = PointerHead(
+            cfg.backbone.hidden_size, cfg.mask_decoder.hidden_dim, cfg.mask_decoder.prompt_tokens
+        )
+        self.mask_decoder = MaskDecoder(cfg.mask_decoder, cfg.loss)
+        self.val_iou, self.test_iou = MaskIoU(), MaskIoU()
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: object) -> LitUniPixel:
+        """Build (and materialise) a model from a named preset, e.g. ``LitUniPixel.from_preset("unipixel-tiny")``."""
+        model = cls(preset(name), **kwargs)  # type: ignore[arg-type]
+        model.configure_model()
+        return model
+
+    def configure_model(self) -> None:
+        """Build the backbone (late, so FSDP can build it on the meta device), initialise heads from their donors
+        as the reference does, and apply freezing."""
+        if self.backbone.is_built:
+            return
+        self.backbone.configure_model()
+        self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)
+        self.prompt_encoder.init_from_merger(self.backbone.model.model.visual.merger.mlp)
+        apply_trainable(self, self.optimizer_config.trainable)
+
+    # ------------------------------------------------------------------ forward
+    def run_backbone(self, batch: UniPixelBatch, use_cache: bool = False) -> BackboneOutput:
+        """Fill every placeholder and run the LLM on the whole batch."""
+        embeds = build_inputs_embeds(batch, self.backbone, self.prompt_encoder, self.config.backbone.tokens)
+        return self.backbone(
+            inputs_embeds=embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_token_type_ids=batch.mm_token_type_ids,
+            video_grid_thw=batch.video_grid_thw,
+            use_cache=use_cache,
+        )
+
+    def seg_prompts(self, hidden_states: Tensor, input_ids: Tensor) -> list[Tensor]:
+        """Per sample the ``(O_b, n, S)`` prompt tokens of its ``<|seg|>`` tokens, in sequence order."""
+        states, batch_index, _ = self.pointer_head.select_seg_states(
+            hidden_states, input_ids, self.config.backbone.tokens.seg
+        )
+        tokens = self.pointer_head(states)
+        return [tokens[batch_index == b] for b in range(input_ids.shape[0])]
+
+    def forward(self, batch: UniPixelBatch) -> UniPixelOutput:
+        """Teacher-forced forward: logits, LM loss and SAM 2 mask loss (when the batch carries labels/masks)."""
+        return self._teacher_forced(batch)[0]
+
+    def _teacher_forced(self, batch: UniPixelBatch) -> tuple[UniPixelOutput, list[Tensor]]:
+        """The forward output and, per sample, the prompt tokens of its ``<|seg|>`` tokens."""
+        out = self.run_backbone(batch)
+        text_loss = None
+        if batch.labels is not None:
+            text_loss = lm_loss(out.logits, batch.labels, self.config.loss.lm_reduction)
+        prompts = self.seg_prompts(out.hidden_states, batch.input_ids)
+        mask_loss, mask_logits = self._mask_loss(batch, prompts)
+        weights = self.config.loss
+        parts = [w * v for w, v in ((weights.lm, text_loss), (weights.mask, mask_loss)) if v is not None]
+        total = torch.stack(parts).sum() if parts else None
+        return UniPixelOutput(total, text_loss, mask_loss, out.logits, mask_logits), prompts
+
+    def _mask_loss(self, batch: UniPixelBatch, prompts: list[Tensor]) -> tuple[Tensor | None, list[Tensor | None]]:
+        """Mean over mask-bearing samples of the SAM 2 loss; also the chosen high-res mask logits per sample."""
+        losses, logits = [], []
+        for b, tokens in enumerate(prompts):
+            targets = batch.target_masks[b] if b < len(batch.target_masks) else None
+            frames = batch.sam_frames[b] if b < len(batch.sam_frames) else None
+            if targets is None or frames is None:
+                logits.append(None)
+                continue
+            check_mask_targets(b, frames, targets, tokens.shape[0])
+            keep = sample_objects(targets.shape[1], self.config.loss.sample_objects, self._object_generator(b))
+            decoded = self.mask_decoder(frames, tokens[keep])
+            losses.append(self.mask_decoder.loss(decoded, targets[:, keep]))
+            logits.append(decoded.high_res_masks[:, :, 0])
+        return (torch.stack(losses).mean() if losses else None), logits
+
+    def _object_generator(self, sample: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + sample)
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: UniPixelBatch, batch_idx: int) -> Tensor:
+        output = self(batch)
+        if output.loss is None:
+            raise ValueError("training batch has neither supervised tokens nor target masks")
+        self._log_losses("train", output, batch.batch_size)
+        return output.loss
+
+    def validation_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
+        self._evaluate("val", batch, self.val_iou)
+
+    def test_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
+        self._evaluate("test", batch, self.test_iou)
+
+    def _evaluate(self, stage: str, batch: UniPixelBatch, iou: MaskIoU) -> None:
+        """Teacher-forced losses plus the IoU of masks decoded from the ground-truth ``<|seg|>`` tokens."""
+        output, prompts = self._teacher_forced(batch)
+        self._log_losses(stage, output, batch.batch_size)
+        for b, tokens in enumerate(prompts):
+            targets, frames = batch.target_masks[b], batch.sam_frames[b]
+            if targets is None or frames is None or tokens.shape[0] == 0:
+                continue
+            size = (frames.shape[-2], frames.shape[-1])
+            masks = self.mask_decoder.segment(frames, tokens, size)  # (O, T, S, S)
+            iou.update(masks, targets.permute(1, 0, 2, 3))
+        if iou.update_count:
+            self.log(f"{stage}/ciou", iou, batch_size=batch.batch_size)
+
+    def predict_step(self, batch: UniPixelBatch, batch_idx: int) -> list[UniPixelOutput]:
+        """Greedy generation, one sample at a time; a mask for every ``<|seg|>`` in the prompt or generated."""
+        return [greedy_generate(self, batch, b, self.generation_config.max_new_tokens) for b in range(batch.batch_size)]
+
+    def _log_losses(self, stage: str, output: UniPixelOutput, batch_size: int) -> None:
+        sync = stage != "train"
+        for name, value in (("loss", output.loss), ("lm_loss", output.lm_loss), ("mask_loss", output.mask_loss)):
+            if value is not None:
+                self.log(f"{stage}/{name}", value, batch_size=batch_size, prog_bar=name == "loss", sync_dist=sync)
+
+    # ------------------------------------------------------------------ optimizers
+    def configure_optimizers(self) -> dict:
+        cfg = self.optimizer_config
+        groups = parameter_groups(self, cfg)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = warmup_cosine(optimizer, total, cfg.warmup_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

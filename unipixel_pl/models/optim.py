@@ -1,0 +1,65 @@
+"""Freezing and optimizer parameter groups by parameter-name substring (``reference/MODEL.md`` §8.2, §8.4)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from unipixel_pl.config import OptimizerConfig
+
+
+def apply_trainable(module: nn.Module, trainable: list[str] | None) -> None:
+    """Freeze every parameter whose name contains none of ``trainable`` (None: leave all trainable).
+
+    Raises:
+        ValueError: a substring matches no parameter (a typo would otherwise freeze everything silently).
+    """
+    if trainable is None:
+        return
+    names = [name for name, _ in module.named_parameters()]
+    unmatched = [key for key in trainable if not any(key in name for name in names)]
+    if unmatched:
+        raise ValueError(f"optimizer.trainable entries match no parameter: {unmatched}")
+    for name, param in module.named_parameters():
+        param.requires_grad_(any(key in name for key in trainable))
+
+
+def parameter_groups(module: nn.Module, config: OptimizerConfig) -> list[dict]:
+    """AdamW groups: one per ``module_lrs`` key (first matching substring wins) plus the default group.
+
+    Raises:
+        ValueError: nothing trains, or a ``module_lrs`` key matches no trainable parameter.
+    """
+    groups: dict[str, list[nn.Parameter]] = {key: [] for key in config.module_lrs}
+    default: list[nn.Parameter] = []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        key = next((k for k in config.module_lrs if k in name), None)
+        (groups[key] if key is not None else default).append(param)
+    empty = [key for key, params in groups.items() if not params]
+    if empty:
+        raise ValueError(f"optimizer.module_lrs keys match no trainable parameter: {empty}")
+    result = [{"params": params, "lr": config.module_lrs[key], "name": key} for key, params in groups.items()]
+    if default:
+        result.append({"params": default, "lr": config.lr, "name": "default"})
+    if not result:
+        raise ValueError("no trainable parameters: check optimizer.trainable")
+    return result
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 over ``ceil(warmup_ratio * total_steps)`` steps, then cosine decay to 0."""
+    warmup = math.ceil(warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
