@@ -44,7 +44,9 @@ def apply_chat_template(messages: list[Message], add_generation_prompt: bool = F
 def count_media(messages: list[Message]) -> int:
     """Number of image and video parts in the conversation (each needs one video)."""
     return sum(
-        part["type"] in MEDIA_TYPES for message in messages if isinstance(message["content"], list)
+        part["type"] in MEDIA_TYPES
+        for message in messages
+        if isinstance(message["content"], list)
         for part in message["content"]
     )
 

@@ -21,8 +21,8 @@ class UniPixelCLI(LightningCLI):
         parser.link_arguments("model.config", "data.init_args.model_config", apply_on="parse")
 
 
-def main(args: list[str] | None = None) -> UniPixelCLI:
-    """Entry point of the ``unipixel`` console script."""
+def run_cli(args: list[str] | None = None) -> UniPixelCLI:
+    """Parse ``args`` (default: ``sys.argv``) and run the subcommand; returns the CLI for inspection."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return UniPixelCLI(
         LitUniPixel,
@@ -32,6 +32,11 @@ def main(args: list[str] | None = None) -> UniPixelCLI:
         parser_kwargs={"parser_mode": "omegaconf"},
         auto_configure_optimizers=False,
     )
+
+
+def main() -> None:
+    """Entry point of the ``unipixel`` console script."""
+    run_cli()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ class UniPixelProcessor:
         self._assistant_header = tokenizer.encode(ASSISTANT_HEADER, add_special_tokens=False)
 
     @classmethod
-    def from_config(cls, tokenizer: PreTrainedTokenizerFast, backbone: BackboneConfig, **budgets: int):
+    def from_config(
+        cls, tokenizer: PreTrainedTokenizerFast, backbone: BackboneConfig, **budgets: int
+    ) -> UniPixelProcessor:
         """Build from a backbone config (token ids, vision sizes, rope rule); ``budgets`` as in ``__init__``."""
         return cls(tokenizer, backbone.tokens, backbone.vision, backbone.rope_index, **budgets)
 
@@ -166,6 +168,6 @@ class UniPixelProcessor:
             raise ValueError(f"text has {len(pads)} <|video_pad|> tokens for {len(grids)} videos")
         repeats = torch.ones_like(input_ids)
         merge_area = self.vision.spatial_merge_size**2
-        for pad, grid in zip(pads.tolist(), grids):
+        for pad, grid in zip(pads.tolist(), grids, strict=True):
             repeats[pad] = int(grid.prod()) // merge_area
         return input_ids.repeat_interleave(repeats)

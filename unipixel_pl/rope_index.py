@@ -2,16 +2,14 @@
 
 Text tokens get the same 1-D position on all three axes. A vision block of ``(g_t, g_h, g_w)`` patches becomes
 ``g_t * g_h/m * g_w/m`` tokens (``m`` = spatial merge size) whose positions are ``start + (t * interval, row, col)``.
-The rules differ in three places:
+The rules differ in four places (``reference`` = transformers 4.53, what the published weights saw; ``transformers``
+= 5.x):
 
-============================  ==========================================  ========================================
-                              ``reference`` (transformers 4.53, weights)  ``transformers`` (5.x)
-============================  ==========================================  ========================================
-video temporal interval       ``int(second_per_grid_t) * tokens_per_sec``  ``tokens_per_sec * second_per_grid_t``
-image temporal index          always 0                                    ``t`` (images have ``g_t = 1``: 0)
-text after a vision block     largest position of the block + 1           ``start + max(g_h, g_w) / m``
-padding positions             1                                           0
-============================  ==========================================  ========================================
+- video temporal interval: ``int(second_per_grid_t) * tokens_per_second`` vs
+  ``tokens_per_second * second_per_grid_t`` (fraction kept);
+- image temporal index: always 0 vs ``t`` (equal in practice: images have ``g_t = 1``);
+- text after a vision block: largest position of the block + 1 vs ``start + max(g_h, g_w) / m`` (time ignored);
+- padding positions: 1 vs 0.
 
 ``rope_deltas`` follow the 5.x convention under both rules: ``max position + 1 - number of attended tokens``, so
 ``cumsum(attention_mask) - 1 + rope_deltas`` continues a row while decoding (4.53 subtracted the padded length and

@@ -65,10 +65,11 @@ _ANSWERS = (
     "There are {n} {c} {s}s in the frame.",
 )
 _GENERAL = (
-    "system\nYou are a helpful assistant. Here is a video with 16 frames denoted as <1> to <16>. The highlighted regions "
-    "are as follows: [0]: <1>-<2> <|mem|> What is [0] <|ref|> doing with [1] <|ref|>? Please localize the "
-    "relevant objects with IDs. Describe the image in detail. Answer with the option's letter from the given "
-    "choices directly. The quick brown fox jumps over the lazy dog, and then it runs away into the forest; "
+    "system\nYou are a helpful assistant. Here is a video with 16 frames denoted as <1> to <16>. "
+    "The highlighted regions are as follows: [0]: <1>-<2> <|mem|> What is [0] <|ref|> doing with [1] <|ref|>? "
+    "Please localize the relevant objects with IDs. Describe the image in detail. "
+    "Answer with the option's letter from the given choices directly. "
+    "The quick brown fox jumps over the lazy dog, and then it runs away into the forest; "
     "people often say that this is a simple sentence for testing. Yes, no, maybe: (A) first, (B) second, "
     "(C) third, (D) fourth. I'm sure you'll see it's there and we've done it.\n"
 )

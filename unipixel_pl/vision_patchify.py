@@ -38,8 +38,8 @@ def smart_resize(
 
     Sides are rounded to a multiple of ``factor`` (at least ``factor``); an area above ``max_pixels`` is scaled down
     (floor), one below ``min_pixels`` scaled up (ceil). Equals transformers' ``smart_resize`` whenever both sides
-    are at least ``factor / 2``; below that transformers rounds a side to 0 first (``qwen_vl_utils``, which
-    UniPixel resizes with, clamps to ``factor`` as done here).
+    exceed ``factor / 2``; otherwise transformers rounds a side to 0 first, while ``qwen_vl_utils`` (which UniPixel
+    resizes with) clamps it to ``factor`` as done here.
 
     Raises:
         ValueError: the aspect ratio exceeds 200.

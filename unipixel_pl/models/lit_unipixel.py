@@ -69,7 +69,7 @@ class LitUniPixel(L.LightningModule):
     def configure_model(self) -> None:
         """Build the backbone (late, so FSDP can build it on the meta device), initialise heads from their donors
         as the reference does, and apply freezing."""
-        if self.backbone.is_built:
+        if self.backbone.model is not None:
             return
         self.backbone.configure_model()
         self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)

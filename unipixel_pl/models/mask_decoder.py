@@ -215,7 +215,9 @@ class MaskDecoder(L.LightningModule):
     ) -> Tensor:
         height, width = frame_size
         device = features.vision_feats[-1].device
-        masks = torch.empty(num_objects, features.num_frames, height, width, dtype=torch.bool, device=device)
+        masks = torch.zeros(num_objects, features.num_frames, height, width, dtype=torch.bool, device=device)
+        if num_objects == 0:
+            return masks
         with _eval_mode(self.sam2):
             tracker = self.sam2.track(features, num_objects, hidden_inputs=hidden_inputs, point_inputs=point_inputs)
             for index, out in enumerate(tracker):
