@@ -122,7 +122,9 @@ class SyntheticDataModule(L.LightningDataModule):
             seed=self.seed + offset,
         )
         collate = Collator(self.model_config.backbone.tokens.endoftext)
-        return DataLoader(dataset, self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=collate)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=collate
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("fit", 0)

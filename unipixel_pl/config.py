@@ -148,8 +148,9 @@ class MaskDecoderConfig:
     """Prompt tokens per ``<|seg|>`` produced by the pointer head."""
     rope_grad: bool = True
     """False reproduces the reference: memory-attention RoPE runs under ``no_grad`` (MODEL.md §11 #2)."""
-    mask_no_object_in_training: bool = True
-    """False reproduces the reference: NO_OBJ mask replacement only at inference (MODEL.md §11 #3)."""
+    mask_no_object_in_training: bool = False
+    """True = upstream SAM 2: NO_OBJ mask replacement in training too. False = the reference (MODEL.md §11 #3),
+    our default: a replaced frame adds a large constant focal loss and gives its mask no gradient."""
 
     @property
     def backbone_channel_list(self) -> list[int]:
@@ -176,6 +177,8 @@ class LossConfig:
     mask: float = 1.0
     sample_objects: int = 5
     """Supervise at most this many ``<|seg|>`` per sample (<= 0: all)."""
+    global_object_count: bool = False
+    """True = reference: normalise by the all-reduced mean object count (a collective every rank must reach)."""
     lm_reduction: Literal["sample", "token"] = "token"
     """LM loss: ``sample`` = mean over samples of per-sample token means (reference), ``token`` = over all tokens."""
 

@@ -126,7 +126,7 @@ class LitUniPixel(L.LightningModule):
             check_mask_targets(b, frames, targets, tokens.shape[0])
             keep = sample_objects(targets.shape[1], self.config.loss.sample_objects, self._object_generator(b))
             decoded = self.mask_decoder(frames, tokens[keep])
-            losses.append(self.mask_decoder.loss(decoded, targets[:, keep]))
+            losses.append(self.mask_decoder.loss(decoded, targets[:, keep], self.config.loss.global_object_count))
             logits.append(decoded.high_res_masks[:, :, 0])
         return (torch.stack(losses).mean() if losses else None), logits
 

@@ -121,6 +121,9 @@ class MaskDecoder(L.LightningModule):
         Args:
             frames: ``(T, 3, S, S)`` normalised SAM 2 inputs.
             prompt_tokens: ``(O, n, hidden_dim)``, one row per object (the objects form SAM 2's batch).
+
+        Returns:
+            Per-frame outputs stacked along a leading ``T`` axis.
         """
         self._check_frames(frames)
         self._check_prompt_tokens(prompt_tokens)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,8 +21,8 @@ from sam2.modeling.backbones.hieradet import Hiera
 from sam2.modeling.backbones.image_encoder import FpnNeck, ImageEncoder
 from sam2.modeling.memory_attention import MemoryAttention, MemoryAttentionLayer
 from sam2.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
-from sam2.modeling.position_encoding import PositionEmbeddingSine, apply_rotary_enc
-from sam2.modeling.sam.transformer import RoPEAttention
+from sam2.modeling.position_encoding import PositionEmbeddingSine, apply_rotary_enc, compute_axial_cis
+from sam2.modeling.sam.transformer import Attention, RoPEAttention
 from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
@@ -74,8 +75,20 @@ class SwitchableRoPEAttention(RoPEAttention):
     keys carry no gradient and only the object-pointer keys (excluded from RoPE) train the k projection.
     """
 
-    def __init__(self, *args: Any, rope_grad: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *,
+        rope_theta: float,
+        feat_sizes: tuple[int, int],
+        rope_k_repeat: bool,
+        rope_grad: bool,
+        **attention_kwargs: Any,
+    ) -> None:
+        # Skips RoPEAttention.__init__, which moves its table to CUDA at construction (a context on GPU 0 per rank).
+        Attention.__init__(self, **attention_kwargs)
+        self.compute_cis = partial(compute_axial_cis, dim=self.internal_dim // self.num_heads, theta=rope_theta)
+        self.freqs_cis = self.compute_cis(end_x=feat_sizes[0], end_y=feat_sizes[1])
+        self.rope_k_repeat = rope_k_repeat
         self.rope_grad = rope_grad
 
     def _rotary_table(self, num_queries: int, device: torch.device) -> Tensor:
@@ -129,7 +142,7 @@ def _hiera(config: MaskDecoderConfig) -> Hiera:
 def build_image_encoder(config: MaskDecoderConfig) -> ImageEncoder:
     """Hiera trunk + FPN neck; the lowest-resolution level is dropped (``scalp=1``). Works on the meta device."""
     neck = FpnNeck(
-        position_encoding=PositionEmbeddingSine(num_pos_feats=config.hidden_dim),
+        position_encoding=PositionEmbeddingSine(num_pos_feats=config.hidden_dim, warmup_cache=False),
         d_model=config.hidden_dim,
         backbone_channel_list=config.backbone_channel_list,
         fpn_top_down_levels=[2, 3],
@@ -178,7 +191,7 @@ def build_memory_encoder(config: MaskDecoderConfig) -> MemoryEncoder:
         out_dim=config.memory_dim,
         mask_downsampler=MaskDownSampler(embed_dim=config.hidden_dim, kernel_size=3, stride=2, padding=1),
         fuser=Fuser(block, num_layers=2),
-        position_encoding=PositionEmbeddingSine(num_pos_feats=config.memory_dim),
+        position_encoding=PositionEmbeddingSine(num_pos_feats=config.memory_dim, warmup_cache=False),
         in_dim=config.hidden_dim,
     )
 
