@@ -118,6 +118,9 @@ class MaskDecoder(L.LightningModule):
     def forward(self, frames: Tensor, prompt_tokens: Tensor) -> MaskDecoderOutput:
         """Training forward: encode all frames, prompt frame 0 with the tokens, track frames 1..T-1.
 
+        NO_OBJ replacement follows ``mask_no_object_in_training`` in train and eval mode alike, so a validation
+        loss is comparable with the training loss; :meth:`segment` always applies it.
+
         Args:
             frames: ``(T, 3, S, S)`` normalised SAM 2 inputs.
             prompt_tokens: ``(O, n, hidden_dim)``, one row per object (the objects form SAM 2's batch).
@@ -128,7 +131,11 @@ class MaskDecoder(L.LightningModule):
         self._check_frames(frames)
         self._check_prompt_tokens(prompt_tokens)
         features = self.sam2.encode_frames(frames)
-        frames_out = list(self.sam2.track(features, prompt_tokens.shape[0], hidden_inputs=prompt_tokens))
+        self.sam2.decoding_for_loss = True  # teacher-forced validation keeps the training NO_OBJ rule
+        try:
+            frames_out = list(self.sam2.track(features, prompt_tokens.shape[0], hidden_inputs=prompt_tokens))
+        finally:
+            self.sam2.decoding_for_loss = False
         return MaskDecoderOutput.stack(frames_out)
 
     def loss(self, output: MaskDecoderOutput, target_masks: Tensor, all_reduce_objects: bool = False) -> Tensor:

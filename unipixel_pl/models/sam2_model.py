@@ -240,11 +240,13 @@ class UniPixelSAM2(SAM2Base):
             **SAM21_SWITCHES,
         )
         self.mask_no_object_in_training = config.mask_no_object_in_training
+        self.decoding_for_loss = False
+        """Set by :meth:`MaskDecoder.forward`: its logits feed the loss, so training NO_OBJ semantics apply."""
 
     @property
     def masks_no_object(self) -> bool:
-        """Whether mask logits become -1024 where the object score is <= 0 (always in eval mode)."""
-        return self.mask_no_object_in_training or not self.training
+        """Whether mask logits become -1024 where the object score is <= 0 (always at inference)."""
+        return self.mask_no_object_in_training or not (self.training or self.decoding_for_loss)
 
     def encode_frames(self, frames: Tensor) -> FrameFeatures:
         """Run Hiera + FPN on ``frames: (T, 3, S, S)`` normalised SAM 2 inputs."""

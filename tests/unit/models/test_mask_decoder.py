@@ -166,6 +166,7 @@ def test_segment_thresholds_the_upsampled_best_low_res_mask() -> None:
     assert not decoder.sam2.image_encoder.training
     with torch.no_grad():
         decoder.eval()
+        decoder.sam2.mask_no_object_in_training = True  # forward keeps the loss rule; segment always masks
         low = decoder(frames, tokens).low_res_masks[:, :, 0].transpose(0, 1)  # (O, T, S/4, S/4)
     expected = F.interpolate(low, size=(50, 70), mode="bilinear", align_corners=False) > 0
     assert torch.equal(masks, expected)
@@ -345,3 +346,16 @@ def test_inference_suppresses_absent_objects_like_the_reference(reference_tiny: 
         masks = decoder.segment(inputs["media.video.sam2_frames"], tokens, tuple(logits.shape[-2:]))[0]
         decided = logits.abs() > 1e-3
         assert torch.equal(masks[decided], (logits > 0)[decided]), case
+
+
+def test_eval_mode_forward_keeps_the_training_no_object_rule() -> None:
+    """A teacher-forced validation loss must not see the inference-only -1024 replacement."""
+    torch.manual_seed(0)
+    decoder = MaskDecoder(preset("unipixel-tiny").mask_decoder)
+    frames, tokens = torch.randn(2, 3, 128, 128), torch.randn(1, 2, 32)
+    decoder.train()
+    train_logits = decoder(frames, tokens).multimask_logits
+    decoder.eval()
+    eval_logits = decoder(frames, tokens).multimask_logits
+    assert eval_logits.min() > -1024 and train_logits.min() > -1024
+    assert not decoder.sam2.decoding_for_loss
