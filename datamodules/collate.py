@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+
 import torch
 from torch import Tensor
 
@@ -47,3 +49,29 @@ class Collator:
             target_masks=[r.target_masks for r in records],
             task=[r.task for r in records],
         )
+
+
+@dataclass
+class ShardBatch(UniPixelBatch):
+    """A ``UniPixelBatch`` read from shards, with what the data side knows about it.
+
+    Attributes:
+        keys: per sample its shard key (``{key}__t{turn}`` for one expression of a per-video record).
+        skipped: bad samples skipped so far by the worker that built this batch, per reason (cumulative).
+        worker: that worker's id (0 without workers).
+    """
+
+    keys: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    worker: int = 0
+
+    @classmethod
+    def wrap(cls, batch: UniPixelBatch, keys: list[str], skipped: dict[str, int], worker: int) -> ShardBatch:
+        return cls(
+            **{f.name: getattr(batch, f.name) for f in fields(UniPixelBatch)}, keys=keys, skipped=skipped, worker=worker
+        )
+
+    def to(self, device: torch.device | str) -> ShardBatch:
+        """Move every tensor to ``device``; keys and counts are kept."""
+        base = UniPixelBatch(**{f.name: getattr(self, f.name) for f in fields(UniPixelBatch)}).to(device)
+        return ShardBatch.wrap(base, self.keys, self.skipped, self.worker)

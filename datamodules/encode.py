@@ -30,22 +30,24 @@ class SampleRecord:
         pixel_values_videos: ``(g_t*g_h*g_w, C*T*P*P)`` or None for text-only samples.
         video_grid_thw: ``(1, 3)`` or None.
         sam_frames: ``(T, 3, S, S)`` or None when nothing is segmented.
-        frame_size: original ``(H, W)``.
+        frame_size: original ``(H, W)``, None for text-only samples.
         prompts: the ``<|ref|>`` prompts in SAM 2 pixels.
         refer_mask: ``(g_t, O, g_h/2, g_w/2)`` bool or None.
         target_masks: ``(T, O, S, S)`` bool or None.
         task: task family name.
+        key: the sample's key in its shards ("" for generated samples).
     """
 
     text: dict[str, Tensor]
     pixel_values_videos: Tensor | None
     video_grid_thw: Tensor | None
     sam_frames: Tensor | None
-    frame_size: tuple[int, int]
+    frame_size: tuple[int, int] | None
     prompts: list[VisualPrompt]
     refer_mask: Tensor | None
     target_masks: Tensor | None
     task: str
+    key: str = ""
 
 
 class SampleEncoder:
@@ -60,11 +62,13 @@ class SampleEncoder:
         self.processor = processor
         self.sam_image_size = sam_image_size
 
-    def __call__(self, frames: np.ndarray, sample: TaskSample) -> SampleRecord:
-        """Encode one sample. ``frames``: ``(T, H, W, 3)`` uint8."""
-        encoded = self.processor(sample.messages, videos=[frames])
+    def __call__(self, frames: np.ndarray | None, sample: TaskSample, key: str = "") -> SampleRecord:
+        """Encode one sample. ``frames``: ``(T, H, W, 3)`` uint8, or None for a text-only conversation."""
+        encoded = self.processor(sample.messages, videos=None if frames is None else [frames])
         grid = encoded["video_grid_thw"]
-        height, width = frames.shape[1:3]
+        if frames is None and (sample.prompts or sample.seg_masks is not None or sample.refer_masks is not None):
+            raise ValueError(f"sample {key!r} has prompts or masks but no frames")
+        height, width = (0, 0) if frames is None else frames.shape[1:3]
         needs_frames = sample.seg_masks is not None
         return SampleRecord(
             text={
@@ -73,7 +77,7 @@ class SampleEncoder:
             pixel_values_videos=encoded["pixel_values_videos"],
             video_grid_thw=grid,
             sam_frames=sam2_transform(torch.from_numpy(frames), self.sam_image_size) if needs_frames else None,
-            frame_size=(height, width),
+            frame_size=None if frames is None else (height, width),
             prompts=[self._prompt(p, height, width) for p in sample.prompts],
             refer_mask=None
             if sample.refer_masks is None
@@ -82,6 +86,7 @@ class SampleEncoder:
             if sample.seg_masks is None
             else resize_target_masks(torch.from_numpy(sample.seg_masks), self.sam_image_size),
             task=sample.task,
+            key=key,
         )
 
     def _prompt(self, spec: PromptSpec, height: int, width: int) -> VisualPrompt:

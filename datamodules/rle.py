@@ -112,8 +112,8 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
     valid = [list(map(float, poly)) for poly in polygons if len(poly) >= 6]
     if not valid:
         return np.zeros((height, width), dtype=bool)
-    rles = coco_mask.frPyObjects(valid, height, width)
-    return coco_mask.decode(coco_mask.merge(rles)).astype(bool)
+    merged = coco_mask.merge(coco_mask.frPyObjects(valid, height, width))
+    return decode_rle({"size": [height, width], "counts": merged["counts"]})
 
 
 def segmentation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:

@@ -27,11 +27,13 @@ class SceneObject:
         color: colour name (a key of ``COLORS``).
         shape: shape name (one of ``SHAPES``).
         masks: ``(T, H, W)`` bool, the object's visible pixels on every frame.
+        radius: half-size of the shape in pixels (its intrinsic size, occlusion aside).
     """
 
     color: str
     shape: str
     masks: np.ndarray
+    radius: float = 0.0
 
     @property
     def name(self) -> str:
@@ -88,5 +90,20 @@ def make_scene(
             masks[t] = shape_mask(shape, (float(center[0]), float(center[1])), radius, height, width) & ~visible[t]
             frames[t][masks[t]] = COLORS[color]
         visible |= masks
-        objects.insert(0, SceneObject(color, shape, masks))
+        objects.insert(0, SceneObject(color, shape, masks, radius))
     return Scene(frames, objects)
+
+
+def centroids(masks: np.ndarray) -> np.ndarray:
+    """``(T, 2)`` float (x, y) centroid of a ``(T, H, W)`` mask per frame; NaN where the mask is empty."""
+    result = np.full((masks.shape[0], 2), np.nan)
+    for t, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            result[t] = xs.mean() + 0.5, ys.mean() + 0.5
+    return result
+
+
+def all_visible(scene: Scene, min_pixels: int = 16) -> bool:
+    """Whether every object shows at least ``min_pixels`` pixels on every frame (occlusion can hide one)."""
+    return all(bool((obj.masks.reshape(scene.num_frames, -1).sum(axis=1) >= min_pixels).all()) for obj in scene.objects)

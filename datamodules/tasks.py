@@ -114,15 +114,25 @@ def memory(scene: Scene, rng: np.random.Generator) -> TaskSample:
 
 
 def _memory_prefix(scene: Scene, masks: np.ndarray) -> str:
-    """The highlighted-region prefix of DATA.md §6.2, listing each non-empty frame pair."""
-    if scene.num_frames == 1:
-        lines = [f"[{oid}]: {MEM_TOKEN}" for oid in range(masks.shape[1])]
+    return memory_prefix(scene.num_frames, masks, list(range(masks.shape[1])))
+
+
+def memory_prefix(num_frames: int, masks: np.ndarray, oids: list[int]) -> str:
+    """The highlighted-region prefix of DATA.md §6.2, listing each object's non-empty frame pairs.
+
+    Args:
+        num_frames: sampled frames before even-padding (1 for an image).
+        masks: ``(T, O, H, W)`` bool mask prompts of the objects.
+        oids: the ``[oid]`` shown for each object.
+    """
+    if num_frames == 1:
+        lines = [f"[{oid}]: {MEM_TOKEN}" for oid in oids]
         return "Here is an image with the following highlighted regions:\n" + "\n".join(lines) + "\n"
     pairs = pair_visibility(masks)
-    header = f"Here is a video with {scene.num_frames} frames denoted as <1> to <{scene.num_frames}>. "
+    header = f"Here is a video with {num_frames} frames denoted as <1> to <{num_frames}>. "
     lines = []
-    for oid in range(masks.shape[1]):
-        cells = [f"<{2 * k + 1}>-<{2 * k + 2}> {MEM_TOKEN}" for k in np.flatnonzero(pairs[:, oid])]
+    for index, oid in enumerate(oids):
+        cells = [f"<{2 * k + 1}>-<{2 * k + 2}> {MEM_TOKEN}" for k in np.flatnonzero(pairs[:, index])]
         lines.append(f"[{oid}]: " + " ".join(cells))
     return header + "The highlighted regions are as follows:\n" + "\n".join(lines) + "\n"
 

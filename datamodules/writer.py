@@ -116,7 +116,9 @@ class ShardSetWriter:
             self._finish_shard()
             name = f"{self.manifest.source}-{self.manifest.split}-{len(self.manifest.shards):06d}.tar"
             name = name.replace("/", "_")
-            self._writer = wds.TarWriter(str(self.directory / name), encoder=False, mtime=0, user="", group="", format="PAX_FORMAT")
+            self._writer = wds.TarWriter(
+                str(self.directory / name), encoder=False, mtime=0, user="", group="", format="PAX_FORMAT"
+            )
             self._current = ShardInfo(name=name, num_records=0, num_samples=0, num_bytes=0, sha256="")
             self.manifest.shards.append(self._current)
         return self._writer, self._current

@@ -213,6 +213,23 @@ class OptimizerConfig:
 
 
 @dataclass
+class LoraConfig:
+    """Low-rank adapters (peft) on the backbone's attention projections; SAM 2 and the heads never get one.
+
+    The defaults are the reference's stage-3 ``qkvo_all`` setting (``reference/MODEL.md`` §8.3).
+    """
+
+    r: int = 128
+    alpha: float = 256.0
+    """Scaling numerator: the update is ``(alpha / r) * B @ A``."""
+    dropout: float = 0.1
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "attn.qkv", "attn.proj"])
+    """Linear layers of the backbone whose name ends with one of these (LLM self-attention, ViT attention)."""
+    adapter: str | None = None
+    """An adapter-only checkpoint (``unipixel_pl.models.lora.save_adapter``) loaded right after injection."""
+
+
+@dataclass
 class GenerationConfig:
     """Greedy decoding; a mask is decoded for every ``<|seg|>`` in the prompt and every one generated."""
 

@@ -193,9 +193,13 @@ def check_config_token_ids(data: dict[str, Any], tokens: TokenIds) -> None:
         "seg_token_id": tokens.seg,
         "mem_token_id": tokens.mem,
     }
-    wrong = [f"{key}={data[key]} (tokenizer: {value})" for key, value in named.items() if key in data and data[key] != value]
+    wrong = [
+        f"{key}={data[key]} (tokenizer: {value})" for key, value in named.items() if key in data and data[key] != value
+    ]
     if wrong:
-        raise ValueError(f"config.json and the tokenizer disagree on token ids: {wrong}; they must come from one checkpoint")
+        raise ValueError(
+            f"config.json and the tokenizer disagree on token ids: {wrong}; they must come from one checkpoint"
+        )
 
 
 def _text_section(backbone: BackboneConfig) -> dict[str, Any]:

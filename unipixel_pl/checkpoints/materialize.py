@@ -32,7 +32,9 @@ def model_state(model: LitUniPixel, dtype: torch.dtype | None = None) -> dict[st
     return cast_floating(state, dtype)
 
 
-def build_model(config: UniPixelConfig, state: dict[str, Tensor], dtype: torch.dtype | None = torch.float32) -> LitUniPixel:
+def build_model(
+    config: UniPixelConfig, state: dict[str, Tensor], dtype: torch.dtype | None = torch.float32
+) -> LitUniPixel:
     """A model of ``config`` holding exactly the tensors of ``state`` (our key names).
 
     Args:
@@ -45,21 +47,33 @@ def build_model(config: UniPixelConfig, state: dict[str, Tensor], dtype: torch.d
     """
     check_state_dict(state, expected_shapes(config), "checkpoint")
     model = LitUniPixel(config)
-    with torch.device("meta"):
-        model.backbone.configure_model()
-    model.load_state_dict(_with_tied_head(config, cast_floating(state, dtype)), strict=True, assign=True)
-    _materialise_meta_buffers(model)
-    model.backbone.reset_rope_buffers()
-    hf = model.backbone.hf_model
-    if config.backbone.tie_word_embeddings:
-        hf.lm_head.weight = hf.model.language_model.embed_tokens.weight
+    parts: dict[str, dict[str, Tensor]] = {}
+    for key, value in cast_floating(state, dtype).items():
+        part, _, local = key.partition(".")
+        parts.setdefault(part, {})[local] = value
+    attach_backbone(model, parts.pop("backbone"))
+    for part, part_state in parts.items():
+        model.get_submodule(part).load_state_dict(part_state, strict=True, assign=True)
     return model
 
 
-def _with_tied_head(config: UniPixelConfig, state: dict[str, Tensor]) -> dict[str, Tensor]:
-    if not config.backbone.tie_word_embeddings:
-        return state
-    return {**state, OURS_LM_HEAD: state[OURS_EMBED_TOKENS]}
+def attach_backbone(model: LitUniPixel, state: dict[str, Tensor]) -> None:
+    """Build ``model``'s backbone on the meta device and give it ``state`` (keys relative to ``model.backbone``).
+
+    A tied ``lm_head`` is not read: it is re-tied to the loaded token embeddings. The rotary frequencies (never
+    stored) are recomputed.
+    """
+    with torch.device("meta"):
+        model.backbone.configure_model()
+    tied = model.config.backbone.tie_word_embeddings
+    local_head, local_embed = (key.removeprefix("backbone.") for key in (OURS_LM_HEAD, OURS_EMBED_TOKENS))
+    full = {**state, local_head: state[local_embed]} if tied else state
+    model.backbone.load_state_dict(full, strict=True, assign=True)
+    _materialise_meta_buffers(model.backbone)
+    model.backbone.reset_rope_buffers()
+    hf = model.backbone.hf_model
+    if tied:
+        hf.lm_head.weight = hf.model.language_model.embed_tokens.weight
 
 
 def _materialise_meta_buffers(module: nn.Module) -> None:

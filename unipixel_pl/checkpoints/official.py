@@ -34,7 +34,9 @@ from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.tokenizer import load_tokenizer
 
 
-def read_official(checkpoint_dir: str | Path, reference: bool = True) -> tuple[UniPixelConfig, dict[str, Tensor], PreTrainedTokenizerFast]:
+def read_official(
+    checkpoint_dir: str | Path, reference: bool = True
+) -> tuple[UniPixelConfig, dict[str, Tensor], PreTrainedTokenizerFast]:
     """Config, weights (our key names, stored dtypes) and tokenizer of an official checkpoint directory.
 
     Args:

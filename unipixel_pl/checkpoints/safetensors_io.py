@@ -75,7 +75,10 @@ def write_weights(state: dict[str, Tensor], out_dir: Path, max_shard_size: int |
         save_file({key: state[key].contiguous() for key in keys}, str(path), metadata=METADATA)
         written.append(path)
     if split.is_sharded:
-        index = {"metadata": {"total_size": _total_size(state)}, "weight_map": dict(sorted(split.tensor_to_filename.items()))}
+        index = {
+            "metadata": {"total_size": _total_size(state)},
+            "weight_map": dict(sorted(split.tensor_to_filename.items())),
+        }
         (out_dir / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     return written
 

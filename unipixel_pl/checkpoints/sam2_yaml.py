@@ -169,7 +169,9 @@ def write_sam2_yaml(config: MaskDecoderConfig, checkpoint_dir: Path, name: str =
     path = checkpoint_dir / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     body = OmegaConf.to_yaml(OmegaConf.create(sam2_yaml(config)))
-    path.write_text("# @package _global_\n\n# SAM 2.1 architecture of a UniPixel checkpoint, written by unipixel-pl.\n\n" + body)
+    path.write_text(
+        "# @package _global_\n\n# SAM 2.1 architecture of a UniPixel checkpoint, written by unipixel-pl.\n\n" + body
+    )
     return path
 
 

@@ -7,6 +7,7 @@ greedy decoding the emitted token is the raw-logit argmax, so the reference's tr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,22 +49,49 @@ def single_sample(batch: UniPixelBatch, index: int) -> UniPixelBatch:
     )
 
 
+@dataclass
+class GreedyDecoding:
+    """What greedy decoding of one sample produced.
+
+    Attributes:
+        token_ids: the generated ids, ``<|im_end|>`` included when reached.
+        seg_states: ``(O, D)`` pre-final-norm states of every ``<|seg|>``: the prompt's (in sequence order), then
+            the generated ones (the state of the step that emitted each).
+        step_logits: ``(N, V)`` raw next-token logits of every step, when kept.
+    """
+
+    token_ids: list[int]
+    seg_states: Tensor
+    step_logits: Tensor | None = None
+
+
 @torch.no_grad()
-def greedy_generate(model: LitUniPixel, batch: UniPixelBatch, index: int, max_new_tokens: int) -> UniPixelOutput:
-    """Generate for sample ``index`` of ``batch``; returns text, token ids and ``(O, T, H, W)`` masks."""
-    sample = single_sample(batch, index)
+def greedy_decode(
+    model: LitUniPixel, sample: UniPixelBatch, max_new_tokens: int, keep_step_logits: bool = False
+) -> GreedyDecoding:
+    """Greedy decoding of a batch of one with the KV cache, stopping at ``<|im_end|>`` or ``max_new_tokens``.
+
+    Args:
+        model: the model (its backbone, prompt encoder and pointer head are used; no masks are decoded).
+        sample: one unpadded sample (:func:`single_sample`).
+        max_new_tokens: the most tokens to generate.
+        keep_step_logits: also return every step's ``(V,)`` logits (memory grows with ``N * V``).
+    """
     tokens = model.config.backbone.tokens
     out = model.run_backbone(sample, use_cache=True)
     seg_states = [model.pointer_head.select_seg_states(out.hidden_states, sample.input_ids, tokens.seg)[0]]
     attention = sample.attention_mask
     next_position = sample.position_ids.max() + 1
     generated: list[int] = []
-    for _ in range(max_new_tokens):
+    step_logits: list[Tensor] = []
+    while len(generated) < max_new_tokens:
         next_token = int(out.logits[0, -1].argmax())
         generated.append(next_token)
+        if keep_step_logits:
+            step_logits.append(out.logits[0, -1])
         if next_token == tokens.seg:
             seg_states.append(out.hidden_states[0, -1:])
-        if next_token == tokens.im_end:
+        if next_token == tokens.im_end or len(generated) == max_new_tokens:
             break
         step = torch.tensor([[next_token]], device=attention.device)
         attention = torch.cat([attention, torch.ones_like(step)], dim=1)
@@ -76,9 +104,18 @@ def greedy_generate(model: LitUniPixel, batch: UniPixelBatch, index: int, max_ne
             use_cache=True,
         )
         next_position = next_position + 1
-    masks = _decode_masks(model, sample, torch.cat(seg_states))
-    sequence = torch.tensor([generated], dtype=torch.long)
-    return UniPixelOutput(sequences=sequence, masks=[masks], text=[_decode_text(model, generated)])
+    logits = torch.stack(step_logits) if keep_step_logits and step_logits else None
+    return GreedyDecoding(generated, torch.cat(seg_states), logits)
+
+
+@torch.no_grad()
+def greedy_generate(model: LitUniPixel, batch: UniPixelBatch, index: int, max_new_tokens: int) -> UniPixelOutput:
+    """Generate for sample ``index`` of ``batch``; returns text, token ids and ``(O, T, H, W)`` masks."""
+    sample = single_sample(batch, index)
+    decoded = greedy_decode(model, sample, max_new_tokens)
+    masks = _decode_masks(model, sample, decoded.seg_states)
+    sequence = torch.tensor([decoded.token_ids], dtype=torch.long)
+    return UniPixelOutput(sequences=sequence, masks=[masks], text=[_decode_text(model, decoded.token_ids)])
 
 
 def _decode_masks(model: LitUniPixel, sample: UniPixelBatch, states: Tensor) -> Tensor | None:

@@ -151,15 +151,28 @@ class LitUniPixel(L.LightningModule):
         """Teacher-forced losses plus the IoU of masks decoded from the ground-truth ``<|seg|>`` tokens."""
         output, prompts = self._teacher_forced(batch)
         self._log_losses(stage, output, batch.batch_size)
-        for b, tokens in enumerate(prompts):
-            targets, frames = batch.target_masks[b], batch.sam_frames[b]
-            if targets is None or frames is None or tokens.shape[0] == 0:
-                continue
-            size = (frames.shape[-2], frames.shape[-1])
-            masks = self.mask_decoder.segment(frames, tokens, size)  # (O, T, S, S)
-            iou.update(masks, targets.permute(1, 0, 2, 3))
+        for masks, targets in zip(self.segment_prompts(batch, prompts), batch.target_masks, strict=True):
+            if masks is not None and targets is not None:
+                iou.update(masks, targets.permute(1, 0, 2, 3))
         if iou.update_count:
             self.log(f"{stage}/ciou", iou, batch_size=batch.batch_size)
+
+    @torch.no_grad()
+    def predict_masks(self, batch: UniPixelBatch) -> list[Tensor | None]:
+        """Teacher-forced masks: per sample ``(O, T, S, S)`` bool from its ``<|seg|>`` tokens, or None."""
+        return self.segment_prompts(batch, self._teacher_forced(batch)[1])
+
+    @torch.no_grad()
+    def segment_prompts(self, batch: UniPixelBatch, prompts: list[Tensor]) -> list[Tensor | None]:
+        """Decode ``(O, T, S, S)`` bool masks at SAM 2 resolution for samples with frames and prompt tokens."""
+        masks: list[Tensor | None] = []
+        for b, tokens in enumerate(prompts):
+            frames = batch.sam_frames[b] if b < len(batch.sam_frames) else None
+            if frames is None or tokens.shape[0] == 0:
+                masks.append(None)
+                continue
+            masks.append(self.mask_decoder.segment(frames, tokens, (frames.shape[-2], frames.shape[-1])))
+        return masks
 
     def predict_step(self, batch: UniPixelBatch, batch_idx: int) -> list[UniPixelOutput]:
         """Greedy generation, one sample at a time; a mask for every ``<|seg|>`` in the prompt or generated."""

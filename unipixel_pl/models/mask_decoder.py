@@ -30,6 +30,7 @@ from unipixel_pl.models.sam2_model import (
 
 __all__ = [
     "FrameFeatures",
+    "FrameSegmentation",
     "MaskDecoder",
     "MaskDecoderOutput",
     "reference_key_to_upstream",
@@ -47,6 +48,8 @@ class MaskDecoderOutput:
         object_score_logits: ``(T, O, 1)`` object-presence logits.
         low_res_masks: ``(T, O, 1, S/4, S/4)`` logits of the mask chosen by predicted IoU.
         high_res_masks: ``(T, O, 1, S, S)`` the chosen mask upsampled to the input size.
+        low_res_multimask_logits: ``(T, O, M, S/4, S/4)`` the M candidates at the decoder's resolution (None when
+            built by hand without them).
     """
 
     multimask_logits: Tensor
@@ -54,11 +57,28 @@ class MaskDecoderOutput:
     object_score_logits: Tensor
     low_res_masks: Tensor
     high_res_masks: Tensor
+    low_res_multimask_logits: Tensor | None = None
 
     @classmethod
     def stack(cls, frames: list[dict[str, Tensor]]) -> MaskDecoderOutput:
         """Stack per-frame tracker outputs (:meth:`UniPixelSAM2.track_frame`) along a new frame axis."""
         return cls(**{name: torch.stack([out[name] for out in frames]) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class FrameSegmentation:
+    """Inference result of one frame for ``O`` objects (``M`` = 3 candidate masks).
+
+    Attributes:
+        mask_logits: ``(O, H, W)`` fp32 logits of the chosen mask at the original frame size (bilinear from the
+            decoder's resolution, -1024 where the object score is <= 0); the mask is ``mask_logits > 0``.
+        ious: ``(O, M)`` predicted IoUs of the candidates (the chosen mask has the largest).
+        object_score_logits: ``(O, 1)`` object-presence logits.
+    """
+
+    mask_logits: Tensor
+    ious: Tensor
+    object_score_logits: Tensor
 
 
 @contextmanager
@@ -215,6 +235,24 @@ class MaskDecoder(L.LightningModule):
         points = {"point_coords": point_coords.float(), "point_labels": point_labels.to(torch.int32)}
         return self._propagate(features, point_coords.shape[0], frame_size, point_inputs=points)
 
+    @torch.no_grad()
+    def stream_segment(
+        self, frames: Tensor | FrameFeatures, prompt_tokens: Tensor, frame_size: tuple[int, int]
+    ) -> Iterator[FrameSegmentation]:
+        """:meth:`segment` frame by frame, with the logits and SAM 2 scores behind each mask.
+
+        Args:
+            frames: ``(T, 3, S, S)`` normalised SAM 2 inputs, or their :meth:`encode_frames` features.
+            prompt_tokens: ``(O, n, hidden_dim)``.
+            frame_size: original ``(H, W)``.
+
+        Yields:
+            For frames ``0..T-1`` in order, a :class:`FrameSegmentation` (only one frame's logits are held at a time).
+        """
+        self._check_prompt_tokens(prompt_tokens)
+        features = frames if isinstance(frames, FrameFeatures) else self.encode_frames(frames)
+        yield from self._track_at_size(features, prompt_tokens.shape[0], frame_size, hidden_inputs=prompt_tokens)
+
     def _propagate(
         self,
         features: FrameFeatures,
@@ -228,14 +266,30 @@ class MaskDecoder(L.LightningModule):
         masks = torch.zeros(num_objects, features.num_frames, height, width, dtype=torch.bool, device=device)
         if num_objects == 0:
             return masks
-        with _eval_mode(self.sam2):
-            tracker = self.sam2.track(features, num_objects, hidden_inputs=hidden_inputs, point_inputs=point_inputs)
-            for index, out in enumerate(tracker):
-                logits = F.interpolate(
-                    out["low_res_masks"].float(), size=(height, width), mode="bilinear", align_corners=False
-                )
-                masks[:, index] = logits[:, 0] > 0
+        tracked = self._track_at_size(features, num_objects, frame_size, hidden_inputs, point_inputs)
+        for index, frame in enumerate(tracked):
+            masks[:, index] = frame.mask_logits > 0
         return masks
+
+    def _track_at_size(
+        self,
+        features: FrameFeatures,
+        num_objects: int,
+        frame_size: tuple[int, int],
+        hidden_inputs: Tensor | None = None,
+        point_inputs: dict[str, Tensor] | None = None,
+    ) -> Iterator[FrameSegmentation]:
+        """Inference tracking (SAM 2 in eval mode only while it computes), logits upsampled to ``frame_size``."""
+        if num_objects == 0:
+            return
+        tracker = self.sam2.track(features, num_objects, hidden_inputs=hidden_inputs, point_inputs=point_inputs)
+        while True:
+            with _eval_mode(self.sam2):
+                out = next(tracker, None)
+            if out is None:
+                return
+            logits = F.interpolate(out["low_res_masks"].float(), size=frame_size, mode="bilinear", align_corners=False)
+            yield FrameSegmentation(logits[:, 0], out["ious"], out["object_score_logits"])
 
     def load_sam2_checkpoint(self, path: str | Path) -> None:
         """Load an upstream SAM 2.1 ``.pt`` (``{"model": state_dict}``); reference ``fuser...weight`` keys work too.

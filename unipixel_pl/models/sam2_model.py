@@ -307,8 +307,9 @@ class UniPixelSAM2(SAM2Base):
         """One tracking step (upstream ``track_step`` with the hidden tokens threaded through).
 
         Returns:
-            ``multimask_logits (O, M, S, S)``, ``ious (O, M)``, ``object_score_logits (O, 1)``,
-            ``low_res_masks (O, 1, S/4, S/4)``, ``high_res_masks (O, 1, S, S)`` (best mask by predicted IoU),
+            ``multimask_logits (O, M, S, S)``, ``low_res_multimask_logits (O, M, S/4, S/4)``, ``ious (O, M)``,
+            ``object_score_logits (O, 1)``, ``low_res_masks (O, 1, S/4, S/4)``, ``high_res_masks (O, 1, S, S)``
+            (best mask by predicted IoU),
             and the memory entries ``maskmem_features``, ``maskmem_pos_enc``, ``obj_ptr``.
         """
         is_cond = not memory["cond_frame_outputs"]
@@ -326,7 +327,7 @@ class UniPixelSAM2(SAM2Base):
             output_dict=memory,
             num_frames=features.num_frames,
         )
-        _, high_multi, ious, low_res, high_res, obj_ptr, scores = self._forward_sam_heads(
+        low_multi, high_multi, ious, low_res, high_res, obj_ptr, scores = self._forward_sam_heads(
             pix_feat,
             point_inputs=point_inputs,
             high_res_features=high_res_features,
@@ -338,6 +339,7 @@ class UniPixelSAM2(SAM2Base):
         )
         return {
             "multimask_logits": high_multi,
+            "low_res_multimask_logits": low_multi,
             "ious": ious,
             "object_score_logits": scores,
             "low_res_masks": low_res,

@@ -1,0 +1,36 @@
+"""A short fit writes the scalars and images the TensorBoard callbacks promise; the event files are read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.integration.test_cli import tiny_args
+from unipixel_pl.cli import run_cli
+
+
+@pytest.fixture(autouse=True)
+def plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["unipixel"])
+
+
+def test_fit_logs_scalars_and_overlays(tmp_path: Path) -> None:
+    args = tiny_args(
+        tmp_path, "--trainer.max_steps=6", "--trainer.val_check_interval=6", "--trainer.log_every_n_steps=1"
+    )
+    args += ["--data.init_args.tasks=[seg]", "--data.init_args.val_samples=2", "--data.init_args.video_frames=3"]
+    run_cli(["fit", *args])
+    (event_file,) = tmp_path.rglob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    expected = {"train/loss", "train/lm_loss", "train/mask_loss", "val/loss", "val/ciou", "grad_norm/total"}
+    assert expected <= scalars, expected - scalars
+    assert "grad_norm/mask_decoder" in scalars
+    assert any(tag.startswith("lr-AdamW") for tag in scalars)
+    assert any(tag.endswith("samples_per_sec") for tag in scalars)
+    assert {"val_overlays/0", "val_overlays/1"} <= set(events.Tags()["images"])
+    image = events.Images("val_overlays/0")[-1]
+    assert image.height == 128 and image.width % image.height == 0  # frames side by side at SAM 2 resolution
