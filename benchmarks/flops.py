@@ -13,10 +13,12 @@ Conventions (shared with ``torch.utils.flop_counter``, so the two can be compare
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from unipixel_pl.config import BackboneConfig, VisionConfig
@@ -121,8 +123,15 @@ def grids_of(video_grid_thw: Tensor | None) -> list[list[int]]:
     return [] if video_grid_thw is None else [[int(v) for v in row] for row in video_grid_thw]
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs (matrix products, convolutions, attention) that ``fn`` dispatches, forward and backward."""
-    with FlopCounterMode(display=False) as counter:
+def count_flops(fn: Callable[[], object], math_attention: bool = False) -> int:
+    """FLOPs (matrix products, convolutions, attention) that ``fn`` dispatches, forward and backward.
+
+    Args:
+        fn: the work to count.
+        math_attention: run SDPA as explicit matrix products. Needed on a CPU, whose fused SDPA kernel the
+            flop counter does not know (it would count no attention at all); CUDA's SDPA kernels are known.
+    """
+    backend = sdpa_kernel(SDPBackend.MATH) if math_attention else nullcontext()
+    with backend, FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,9 +12,15 @@ from tests.conftest import REPO_ROOT
 
 
 def test_wheel_has_only_the_unipixel_pl_namespace(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # build from a copy so setuptools' build/ folder never lands in the checkout
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.splitlines():
+        if (REPO_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, source / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
-        cwd=REPO_ROOT,
+        cwd=source,
         check=True,
     )
     (wheel,) = tmp_path.glob("unipixel_pl-*.whl")

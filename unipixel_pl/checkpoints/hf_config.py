@@ -39,7 +39,6 @@ _TEXT_FIELDS = (
     "num_attention_heads",
     "num_key_value_heads",
     "intermediate_size",
-    "rope_theta",
     "rms_norm_eps",
     "max_position_embeddings",
 )
@@ -153,6 +152,13 @@ def _text(data: dict[str, Any], name: str) -> Any:
     return data[name]
 
 
+def _text_or_none(data: dict[str, Any], name: str) -> Any:
+    try:
+        return _text(data, name)
+    except KeyError:
+        return None
+
+
 def _tie_word_embeddings(data: dict[str, Any]) -> bool:
     text = data.get("text_config") or {}
     if text.get("tie_word_embeddings") is not None:
@@ -163,6 +169,9 @@ def _tie_word_embeddings(data: dict[str, Any]) -> bool:
 def backbone_from_hf(data: dict[str, Any], tokens: TokenIds) -> BackboneConfig:
     """The backbone of a Qwen2.5-VL / UniPixel ``config.json`` (nested values first, then top level).
 
+    Both layouts are read: transformers 4.x (``rope_scaling``, ``rope_theta``) and 5.x (``rope_parameters``).
+    Vision fields a file leaves out take the Qwen2.5-VL values (:class:`VisionConfig` defaults).
+
     Raises:
         KeyError: a required field is absent.
         ValueError: the vision tower's output width differs from the LLM width.
@@ -170,16 +179,27 @@ def backbone_from_hf(data: dict[str, Any], tokens: TokenIds) -> BackboneConfig:
     vision = data["vision_config"]
     if vision.get("out_hidden_size", _text(data, "hidden_size")) != _text(data, "hidden_size"):
         raise ValueError("vision_config.out_hidden_size differs from the LLM hidden_size; not a Qwen2.5-VL layout")
-    rope = _text(data, "rope_scaling") or {}
-    if "mrope_section" not in rope:
-        raise KeyError("config.json has no rope_scaling.mrope_section; Qwen2.5-VL checkpoints always set it")
+    rope_theta, mrope_section = _rope(data)
     return BackboneConfig(
         **{name: _text(data, name) for name in _TEXT_FIELDS},
+        rope_theta=rope_theta,
+        mrope_section=mrope_section,
         tie_word_embeddings=_tie_word_embeddings(data),
-        mrope_section=list(rope["mrope_section"]),
-        vision=VisionConfig(**{name: vision[name] for name in _VISION_FIELDS}),
+        vision=VisionConfig(**{name: vision[name] for name in _VISION_FIELDS if name in vision}),
         tokens=tokens,
     )
+
+
+def _rope(data: dict[str, Any]) -> tuple[float, list[int]]:
+    """``(rope_theta, mrope_section)`` from ``rope_scaling`` + ``rope_theta`` (4.x) or ``rope_parameters`` (5.x)."""
+    for name in ("rope_scaling", "rope_parameters"):
+        rope = _text_or_none(data, name) or {}
+        if "mrope_section" in rope:
+            theta = rope.get("rope_theta", _text_or_none(data, "rope_theta"))
+            if theta is None:
+                raise KeyError("config.json has no rope_theta (neither top level, text_config nor rope_parameters)")
+            return float(theta), list(rope["mrope_section"])
+    raise KeyError("config.json has no rope_scaling/rope_parameters.mrope_section; Qwen2.5-VL checkpoints set it")
 
 
 def check_config_token_ids(data: dict[str, Any], tokens: TokenIds) -> None:
@@ -209,6 +229,7 @@ def _text_section(backbone: BackboneConfig) -> dict[str, Any]:
         "architectures": [ARCHITECTURE],
         "model_type": "qwen2_5_vl_text",
         **{name: getattr(backbone, name) for name in _TEXT_FIELDS},
+        "rope_theta": backbone.rope_theta,
         "rope_scaling": rope,
         "tie_word_embeddings": backbone.tie_word_embeddings,
         "hidden_act": "silu",

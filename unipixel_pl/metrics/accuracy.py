@@ -59,13 +59,7 @@ class MultipleChoiceAccuracy(Metric):
                 f"got {len(responses)} responses, {len(answers)} answers, {len(counts)} option counts and "
                 f"{len(sample_tasks)} tasks: pass one of each per question"
             )
-        outcome = torch.zeros(3, len(self.correct), dtype=torch.int64)  # correct, failed, total
-        for response, answer, count, task in zip(responses, answers, counts, sample_tasks, strict=True):
-            choice = parse_choice(response, count)
-            slots = [*self._slots(task), len(self.tasks)]
-            outcome[0, slots] += int(choice == answer)
-            outcome[1, slots] += int(choice is None)
-            outcome[2, slots] += 1
+        outcome = self._tally(responses, answers, counts, sample_tasks)
         outcome = outcome.to(self.correct.device)
         self.correct += outcome[0]
         self.failed += outcome[1]
@@ -78,6 +72,19 @@ class MultipleChoiceAccuracy(Metric):
         for index, task in enumerate(self.tasks):
             scores |= {f"accuracy/{task}": accuracy[index], f"failed/{task}": failed[index]}
         return scores
+
+    def _tally(
+        self, responses: Sequence[str], answers: list[int], counts: list[int], tasks: list[str | Sequence[str]]
+    ) -> Tensor:
+        """``(3, len(tasks) + 1)`` int64 counts of correct, failed and all answers per task slot (last: overall)."""
+        outcome = torch.zeros(3, len(self.correct), dtype=torch.int64)
+        for response, answer, count, task in zip(responses, answers, counts, tasks, strict=True):
+            choice = parse_choice(response, count)
+            slots = [*self._slots(task), len(self.tasks)]
+            outcome[0, slots] += int(choice == answer)
+            outcome[1, slots] += int(choice is None)
+            outcome[2, slots] += 1
+        return outcome
 
     def _slots(self, task: str | Sequence[str]) -> list[int]:
         names = [task] if isinstance(task, str) else list(task)

@@ -66,11 +66,10 @@ def frame_boundary_f(pred: Tensor, gt: Tensor, radius: int) -> Tensor:
     positions, planes = _nonzero_bytes(_boundary_bits(code))
     pred_points = positions[(planes & 1) > 0]
     gt_points = positions[(planes & 2) > 0]
-    frame_size = height * width
-    precision = _matched_fraction(
-        pred_points // frame_size, _near(pred_points, gt_points, height, width, radius), frames
-    )
-    recall = _matched_fraction(gt_points // frame_size, _near(gt_points, pred_points, height, width, radius), frames)
+    pred_near = _near(pred_points, gt_points, height, width, radius)
+    gt_near = _near(gt_points, pred_points, height, width, radius)
+    precision = _matched_fraction(pred_points // (height * width), pred_near, frames)
+    recall = _matched_fraction(gt_points // (height * width), gt_near, frames)
     return torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
 
 

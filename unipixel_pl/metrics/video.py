@@ -95,7 +95,13 @@ class ReVOSJF(VideoJF):
     """
 
     def __init__(self, bound_th: float = 0.008, **kwargs: Any) -> None:
-        super().__init__(("referring", "reasoning"), "mean_of_groups", True, bound_th, **kwargs)
+        super().__init__(
+            group_names=("referring", "reasoning"),
+            overall="mean_of_groups",
+            round_per_expression=True,
+            bound_th=bound_th,
+            **kwargs,
+        )
 
     def update(self, pred: Tensor, gt: Tensor, group: int = 0) -> None:
         """Add one expression; ``group`` is its ReVOS ``type_id`` (neither 0 nor 1: not scored)."""

@@ -4,14 +4,18 @@ metrics, logging and optimizers (``reference/MODEL.md`` §4, §6, §7)."""
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 
-from unipixel_pl.config import GenerationConfig, OptimizerConfig, UniPixelConfig, preset
-from unipixel_pl.metrics.iou import MaskIoU
+from unipixel_pl.config import GenerationConfig, LoraConfig, OptimizerConfig, UniPixelConfig, preset
+from unipixel_pl.distributed import shard_model
+from unipixel_pl.metrics import CIoU
 from unipixel_pl.models.backbone import Backbone, BackboneOutput
 from unipixel_pl.models.generation import greedy_generate
+from unipixel_pl.models.init_weights import load_initial_weights
 from unipixel_pl.models.inputs import build_inputs_embeds
+from unipixel_pl.models.lora import LORA_MARKER, inject_lora
 from unipixel_pl.models.losses import check_mask_targets, lm_loss, sample_objects
 from unipixel_pl.models.mask_decoder import MaskDecoder
 from unipixel_pl.models.optim import apply_trainable, parameter_groups, warmup_cosine
@@ -27,7 +31,11 @@ class LitUniPixel(L.LightningModule):
         config: the model; defaults to the ``unipixel-tiny`` preset.
         optimizer: AdamW, schedule, per-module learning rates and freezing.
         generation: decoding settings for ``predict``.
-        seed: seeds the per-sample object subsampling.
+        seed: seeds the per-sample object subsampling and the dropout of each training step.
+        lora: LoRA adapters on the backbone (None: no LoRA).
+        init_weights: start from these weights instead of the random/donor initialisation: one of our checkpoint
+            directories (``unipixel_pl.checkpoints.ours``) or a training checkpoint of a previous stage (a
+            ``.ckpt`` file or a sharded directory), Fourier buffers included.
     """
 
     def __init__(
@@ -36,12 +44,16 @@ class LitUniPixel(L.LightningModule):
         optimizer: OptimizerConfig | None = None,
         generation: GenerationConfig | None = None,
         seed: int = 0,
+        lora: LoraConfig | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config or preset("unipixel-tiny")
         self.optimizer_config = optimizer or OptimizerConfig()
         self.generation_config = generation or GenerationConfig()
         self.seed = seed
+        self.lora_config = lora
+        self.init_weights = init_weights
         self.save_hyperparameters()
         cfg = self.config
         self.backbone = Backbone(cfg.backbone)
@@ -57,7 +69,7 @@ class LitUniPixel(L.LightningModule):
             cfg.backbone.hidden_size, cfg.mask_decoder.hidden_dim, cfg.mask_decoder.prompt_tokens
         )
         self.mask_decoder = MaskDecoder(cfg.mask_decoder, cfg.loss)
-        self.val_iou, self.test_iou = MaskIoU(), MaskIoU()
+        self.val_iou, self.test_iou = CIoU(), CIoU()
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: object) -> LitUniPixel:
@@ -67,14 +79,23 @@ class LitUniPixel(L.LightningModule):
         return model
 
     def configure_model(self) -> None:
-        """Build the backbone (late, so FSDP can build it on the meta device), initialise heads from their donors
-        as the reference does, and apply freezing."""
+        """Build the backbone late (FSDP2 shards it right here), initialise the heads from their donors as the
+        reference does (or load ``init_weights``), add LoRA, apply freezing, and shard under FSDP2."""
         if self.backbone.model is not None:
             return
-        self.backbone.configure_model()
-        self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)
-        self.prompt_encoder.init_from_merger(self.backbone.model.model.visual.merger.mlp)
-        apply_trainable(self, self.optimizer_config.trainable)
+        if self.init_weights is not None:
+            load_initial_weights(self, self.init_weights)
+        else:
+            self.backbone.configure_model()
+            self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)
+            self.prompt_encoder.init_from_merger(self.backbone.model.model.visual.merger.mlp)
+        trainable = self.optimizer_config.trainable
+        if self.lora_config is not None:
+            inject_lora(self.backbone.hf_model, self.lora_config)
+            trainable = None if trainable is None else [*trainable, LORA_MARKER]
+        apply_trainable(self, trainable)
+        if self.device_mesh is not None:
+            shard_model(self, self.device_mesh["data_parallel"], self.trainer.precision)
 
     # ------------------------------------------------------------------ forward
     def run_backbone(self, batch: UniPixelBatch, use_cache: bool = False) -> BackboneOutput:
@@ -134,6 +155,11 @@ class LitUniPixel(L.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + sample)
 
     # ------------------------------------------------------------------ steps
+    def on_train_batch_start(self, batch: UniPixelBatch, batch_idx: int) -> None:
+        # Dropout draws from a generator seeded by the step and rank, so a resumed run replays the same masks.
+        entropy = [self.seed, self.current_epoch, batch_idx, self.global_rank]
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
     def training_step(self, batch: UniPixelBatch, batch_idx: int) -> Tensor:
         output = self(batch)
         if output.loss is None:
@@ -147,13 +173,13 @@ class LitUniPixel(L.LightningModule):
     def test_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
         self._evaluate("test", batch, self.test_iou)
 
-    def _evaluate(self, stage: str, batch: UniPixelBatch, iou: MaskIoU) -> None:
+    def _evaluate(self, stage: str, batch: UniPixelBatch, iou: CIoU) -> None:
         """Teacher-forced losses plus the IoU of masks decoded from the ground-truth ``<|seg|>`` tokens."""
         output, prompts = self._teacher_forced(batch)
         self._log_losses(stage, output, batch.batch_size)
         for masks, targets in zip(self.segment_prompts(batch, prompts), batch.target_masks, strict=True):
             if masks is not None and targets is not None:
-                iou.update(masks, targets.permute(1, 0, 2, 3))
+                iou.update(masks.flatten(0, 1), targets.transpose(0, 1).flatten(0, 1))
         if iou.update_count:
             self.log(f"{stage}/ciou", iou, batch_size=batch.batch_size)
 

@@ -18,12 +18,16 @@ def apply_trainable(module: nn.Module, trainable: list[str] | None) -> None:
     """
     if trainable is None:
         return
-    names = [name for name, _ in module.named_parameters()]
-    unmatched = [key for key in trainable if not any(key in name for name in names)]
+    # Every name of a tied parameter counts (the 3B's `lm_head.weight` is `embed_tokens.weight`).
+    named = list(module.named_parameters(remove_duplicate=False))
+    unmatched = [key for key in trainable if not any(key in name for name, _ in named)]
     if unmatched:
         raise ValueError(f"optimizer.trainable entries match no parameter: {unmatched}")
-    for name, param in module.named_parameters():
-        param.requires_grad_(any(key in name for key in trainable))
+    wanted: dict[nn.Parameter, bool] = {}
+    for name, param in named:
+        wanted[param] = wanted.get(param, False) or any(key in name for key in trainable)
+    for param, flag in wanted.items():
+        param.requires_grad_(flag)
 
 
 def parameter_groups(module: nn.Module, config: OptimizerConfig) -> list[dict]:

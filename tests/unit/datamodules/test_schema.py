@@ -55,7 +55,10 @@ def test_meta_json_round_trip() -> None:
         ({"family": "detection"}, "unknown family"),
         ({"turns": []}, "at least one turn"),
         ({"turns": [{"type": "query", "text": "x", "answer": "", "objects": [4]}]}, "names objects"),
-        ({"media": {"kind": "frames", "num_frames": 3, "height": 1, "width": 1, "frame_names": ["f0000.jpg"]}}, "frame names"),
+        (
+            {"media": {"kind": "frames", "num_frames": 3, "height": 1, "width": 1, "frame_names": ["f0000.jpg"]}},
+            "frame names",
+        ),
     ],
 )
 def test_invalid_meta_is_rejected_with_the_reason(change: dict, message: str) -> None:

@@ -80,6 +80,7 @@ def free_port() -> int:
 
 
 @pytest.mark.multiprocess
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork")  # Python 3.12+, benign here
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     # fork: the children inherit the imported torch and torchmetrics instead of importing them again (seconds)
     mp.start_processes(worker, args=(free_port(), tmp_path), nprocs=WORLD_SIZE, start_method="fork")
