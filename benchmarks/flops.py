@@ -13,8 +13,8 @@ Conventions (shared with ``torch.utils.flop_counter``, so the two can be compare
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from torch import Tensor

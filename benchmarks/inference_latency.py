@@ -19,11 +19,6 @@ from contextlib import AbstractContextManager
 
 import torch
 
-from unipixel_pl.config import preset
-from unipixel_pl.models.generation import greedy_generate, single_sample
-from unipixel_pl.models.lit_unipixel import LitUniPixel
-from unipixel_pl.types import UniPixelBatch
-
 from benchmarks.batches import INFERENCE_BUDGET_FRAMES, make_batch, visual_tokens
 from benchmarks.common import (
     environment,
@@ -37,6 +32,10 @@ from benchmarks.common import (
 )
 from benchmarks.flops import INFERENCE, grids_of, llm_flops, vision_flops
 from benchmarks.profiling import profile_call
+from unipixel_pl.config import preset
+from unipixel_pl.models.generation import greedy_generate, single_sample
+from unipixel_pl.models.lit_unipixel import LitUniPixel
+from unipixel_pl.types import UniPixelBatch
 
 DEFAULT_SIZES = ("1260x1260", "896x672")
 """(width x height) 2025 visual tokens (the largest square of the training budget) and 768 (a 4:3 photo)."""

@@ -19,9 +19,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from unipixel_pl.config import preset
-from unipixel_pl.models.mask_decoder import FrameFeatures, MaskDecoder
-
 from benchmarks.common import (
     environment,
     free_device_memory,
@@ -35,6 +32,8 @@ from benchmarks.common import (
 )
 from benchmarks.flops import count_flops
 from benchmarks.profiling import profile_call
+from unipixel_pl.config import preset
+from unipixel_pl.models.mask_decoder import FrameFeatures, MaskDecoder
 
 
 def build_decoder(name: str, device: torch.device) -> MaskDecoder:
@@ -56,7 +55,9 @@ def encode_chunked(decoder: MaskDecoder, frames: Tensor, chunk: int) -> FrameFea
     parts = [decoder.encode_frames(frames[start : start + chunk]) for start in range(0, frames.shape[0], chunk)]
     return FrameFeatures(
         vision_feats=[torch.cat(level, dim=1) for level in zip(*(p.vision_feats for p in parts), strict=True)],
-        vision_pos_embeds=[torch.cat(level, dim=1) for level in zip(*(p.vision_pos_embeds for p in parts), strict=True)],
+        vision_pos_embeds=[
+            torch.cat(level, dim=1) for level in zip(*(p.vision_pos_embeds for p in parts), strict=True)
+        ],
         feat_sizes=parts[0].feat_sizes,
     )
 
@@ -108,7 +109,11 @@ def long_video(decoder: MaskDecoder, args: argparse.Namespace, chunked: bool) ->
     frames = random_frames(args.long_frames, decoder.image_size, device)
     tokens = prompt_tokens(decoder, args.objects, device)
     height, width = (int(v) for v in args.frame_size.lower().split("x"))
-    record = {"frames": args.long_frames, "frame_size": args.frame_size, "encode": "chunked" if chunked else "one batch"}
+    record = {
+        "frames": args.long_frames,
+        "frame_size": args.frame_size,
+        "encode": "chunked" if chunked else "one batch",
+    }
     free_device_memory(device)
     reset_peak_memory(device)
 

@@ -21,10 +21,6 @@ from typing import Any
 
 import torch
 
-from unipixel_pl.config import preset
-from unipixel_pl.models.lit_unipixel import LitUniPixel
-from unipixel_pl.types import UniPixelBatch
-
 from benchmarks.batches import IMAGE_SIDE, VIDEO_FRAMES, VIDEO_SIDE, make_batch, visual_tokens
 from benchmarks.common import (
     environment,
@@ -41,6 +37,9 @@ from benchmarks.common import (
 from benchmarks.flops import count_flops, grids_of, llm_flops, vision_flops
 from benchmarks.profiling import phase_times, profile_call
 from benchmarks.recipes import RECIPES, apply_recipe, recipe_training
+from unipixel_pl.config import preset
+from unipixel_pl.models.lit_unipixel import LitUniPixel
+from unipixel_pl.types import UniPixelBatch
 
 
 @dataclass(frozen=True)
@@ -97,9 +96,9 @@ def sam2_flops(model: LitUniPixel, batch: UniPixelBatch, mixed: bool) -> int:
         objects = min(targets.shape[1], model.config.loss.sample_objects)
         tokens = torch.randn(objects, cfg.prompt_tokens, cfg.hidden_dim, device=frames.device, requires_grad=True)
 
-        def run(frames: torch.Tensor = frames, targets: torch.Tensor = targets, tokens: torch.Tensor = tokens) -> None:
+        def run(frames: torch.Tensor = frames, targets: torch.Tensor = targets[:, :objects], tokens=tokens) -> None:
             with torch.autocast(frames.device.type, dtype=torch.bfloat16, enabled=mixed):
-                loss = decoder.loss(decoder(frames, tokens), targets[:, :objects])
+                loss = decoder.loss(decoder(frames, tokens), targets)
             loss.backward()
 
         total += count_flops(run, math_attention=frames.device.type == "cpu")
@@ -151,16 +150,20 @@ def case_result(case: TrainCase, batch: UniPixelBatch, timing: dict, flops: dict
     model_flops = flops["counted_total"]
     peak = peak_bf16_tflops(device)
     achieved = model_flops / seconds / 1e12
-    return asdict(case) | timing | {
-        "seq_len": batch.input_ids.shape[1],
-        "visual_tokens": visual_tokens(batch),
-        "samples_per_s": batch.batch_size / seconds,
-        "tokens_per_s": tokens / seconds,
-        "model_tflop_per_step": model_flops / 1e12,
-        "flops": flops,
-        "achieved_tflops": achieved,
-        "mfu": achieved / peak if peak else None,
-    }
+    return (
+        asdict(case)
+        | timing
+        | {
+            "seq_len": batch.input_ids.shape[1],
+            "visual_tokens": visual_tokens(batch),
+            "samples_per_s": batch.batch_size / seconds,
+            "tokens_per_s": tokens / seconds,
+            "model_tflop_per_step": model_flops / 1e12,
+            "flops": flops,
+            "achieved_tflops": achieved,
+            "mfu": achieved / peak if peak else None,
+        }
+    )
 
 
 def sample_batch(name: str, sample: str, batch_size: int, sizes: dict[str, int]) -> UniPixelBatch:

@@ -7,11 +7,11 @@ token ids and image sizes always agree.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-
-from unipixel_pl.models.lit_unipixel import LitUniPixel
 
 
 class UniPixelCLI(LightningCLI):
@@ -23,6 +23,8 @@ class UniPixelCLI(LightningCLI):
 
 def run_cli(args: list[str] | None = None) -> UniPixelCLI:
     """Parse ``args`` (default: ``sys.argv``) and run the subcommand; returns the CLI for inspection."""
+    from unipixel_pl.models.lit_unipixel import LitUniPixel  # heavy: transformers + sam2
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return UniPixelCLI(
         LitUniPixel,
@@ -34,8 +36,20 @@ def run_cli(args: list[str] | None = None) -> UniPixelCLI:
     )
 
 
+# Subcommands beyond the Trainer's: name -> "module:function" taking argv (after the name) and returning an exit code.
+EXTRA_COMMANDS = {
+    "convert": "unipixel_pl.convert_cli:convert_main",
+    "shards": "unipixel_pl.datamodules.shards_cli:shards_main",
+}
+
+
 def main() -> None:
-    """Entry point of the ``unipixel`` console script."""
+    """Entry point of the ``unipixel`` console script: Trainer subcommands via LightningCLI, plus EXTRA_COMMANDS."""
+    if len(sys.argv) > 1 and sys.argv[1] in EXTRA_COMMANDS:
+        module, function = EXTRA_COMMANDS[sys.argv[1]].split(":")
+        sys.exit(getattr(importlib.import_module(module), function)(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(f"extra subcommands: {', '.join(EXTRA_COMMANDS)} (unipixel <subcommand> --help)\n")
     run_cli()
 
 

@@ -11,16 +11,19 @@ files with ``torch.load(weights_only=True)``, training checkpoints with restrict
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from unipixel_pl.checkpoints.lightning_ckpt import is_lightning_checkpoint, read_lightning_checkpoint
 from unipixel_pl.checkpoints.official import read_official, write_official
 from unipixel_pl.checkpoints.ours import is_ours, read_ours, save_ours, write_ours
 from unipixel_pl.checkpoints.qwen_sam2 import build_from_qwen_sam2
 from unipixel_pl.checkpoints.safetensors_io import cast_floating
+from unipixel_pl.checkpoints.sam2_yaml import parse_sam2_yaml
 from unipixel_pl.config import MaskDecoderConfig
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
 from unipixel_pl.vision_patchify import BUDGET_FRAMES, MAX_PIXELS, MIN_PIXELS
@@ -50,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     qwen.add_argument("sam2_pt", type=Path, help="SAM 2.1 checkpoint in Meta's format, e.g. sam2.1_hiera_base_plus.pt")
     qwen.add_argument("dst", type=Path, help="output directory (must not exist or be empty)")
     qwen.add_argument("--image-size", type=int, default=768, help="SAM 2 input size (UniPixel: 768)")
+    qwen.add_argument(
+        "--sam2-config", type=Path, help="SAM 2 hydra YAML with the .pt's sizes (default: SAM 2.1 Hiera-B+)"
+    )
     qwen.add_argument("--reference", action="store_true", help="reference quirk switches (default: corrected)")
     qwen.add_argument("--seed", type=int, default=0, help="seed of the new heads and random-Fourier matrices")
     return parser
@@ -90,12 +96,20 @@ def ours_to_official(
 
 
 def qwen_sam2(
-    qwen_dir: Path, sam2_pt: Path, dst: Path, image_size: int = 768, reference: bool = False, seed: int = 0
+    qwen_dir: Path,
+    sam2_pt: Path,
+    dst: Path,
+    image_size: int = 768,
+    sam2_config: Path | None = None,
+    reference: bool = False,
+    seed: int = 0,
 ) -> None:
     """Build a stage-1 model from Qwen2.5-VL-Instruct and SAM 2.1 weights and save it in our format."""
-    model, processor = build_from_qwen_sam2(
-        qwen_dir, sam2_pt, MaskDecoderConfig(image_size=image_size), reference=reference, seed=seed
-    )
+    if sam2_config is None:
+        mask_decoder = MaskDecoderConfig(image_size=image_size)
+    else:
+        mask_decoder = parse_sam2_yaml(OmegaConf.to_container(OmegaConf.load(sam2_config), resolve=True), image_size)
+    model, processor = build_from_qwen_sam2(qwen_dir, sam2_pt, mask_decoder, reference=reference, seed=seed)
     save_ours(model, processor, dst)
 
 
@@ -109,8 +123,10 @@ def convert_main(argv: list[str] | None = None) -> int:
         elif args.command == "ours-to-official":
             ours_to_official(args.src, args.dst, DTYPES[args.dtype], args.tokenizer, args.max_shard_size)
         else:
-            qwen_sam2(args.qwen_dir, args.sam2_pt, args.dst, args.image_size, args.reference, args.seed)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
+            qwen_sam2(
+                args.qwen_dir, args.sam2_pt, args.dst, args.image_size, args.sam2_config, args.reference, args.seed
+            )
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, pickle.UnpicklingError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"unipixel convert {args.command}: error: {message}", file=sys.stderr)
         return 1

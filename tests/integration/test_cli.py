@@ -74,3 +74,15 @@ def test_unknown_config_key_is_rejected(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         run_cli(["fit", *tiny_args(tmp_path, "--model.config.backbone.hidden_sise=8")])
     assert "hidden_sise" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["convert", "shards"])
+def test_extra_subcommands_are_dispatched(command: str) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "unipixel_pl.cli", command, "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: unipixel {command}")

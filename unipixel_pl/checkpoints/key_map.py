@@ -91,6 +91,9 @@ OFFICIAL_LM_HEAD = "lm_head.weight"
 OURS_LM_HEAD = OFFICIAL_TO_OURS[OFFICIAL_LM_HEAD]
 OURS_EMBED_TOKENS = OFFICIAL_TO_OURS["model.embed_tokens.weight"]
 
+MAX_NAMED = 40
+"""Keys named in one error message before the rest are only counted."""
+
 _INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
@@ -120,7 +123,7 @@ def rename_keys(state: Mapping[str, Tensor], templates: Mapping[str, str], sourc
         else:
             renamed[target] = value
     if unknown:
-        raise KeyError(f"{source}: {len(unknown)} unknown key(s) with no mapping: {sorted(unknown)}")
+        raise KeyError(f"{source}: {len(unknown)} unknown key(s) with no mapping: {_names(unknown)}")
     return renamed
 
 
@@ -134,8 +137,8 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, torch.S
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise KeyError(
-            f"{what} does not fit the model: missing {len(missing)} key(s) {missing}, unexpected "
-            f"{len(unexpected)} key(s) {unexpected}"
+            f"{what} does not fit the model: missing {len(missing)} key(s) {_names(missing)}, unexpected "
+            f"{len(unexpected)} key(s) {_names(unexpected)}"
         )
     wrong = [
         f"{key}: {tuple(state[key].shape)} vs model {tuple(shape)}"
@@ -143,4 +146,12 @@ def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, torch.S
         if tuple(state[key].shape) != tuple(shape)
     ]
     if wrong:
-        raise ValueError(f"{what} has tensors of the wrong shape for this config: {wrong}")
+        raise ValueError(f"{what} has tensors of the wrong shape for this config: {_names(wrong)}")
+
+
+def _names(keys: list[str], shown: int = MAX_NAMED) -> str:
+    """The sorted key list, cut after ``shown`` entries (a wrong architecture would list hundreds)."""
+    keys = sorted(keys)
+    if len(keys) <= shown:
+        return str(keys)
+    return f"{keys[:shown]} and {len(keys) - shown} more"

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
-from unipixel_pl.checkpoints.hf_config import config_to_official, load_official_config
+from unipixel_pl.checkpoints.hf_config import config_to_official, load_official_config, read_config_json
 from unipixel_pl.checkpoints.key_map import (
     OFFICIAL_LM_HEAD,
     OFFICIAL_TO_OURS,
@@ -47,9 +47,9 @@ def read_official(
         FileNotFoundError, ValueError, KeyError: not a UniPixel checkpoint, or keys/shapes that do not fit.
     """
     path = Path(checkpoint_dir)
+    read_config_json(path)  # first: a directory that is no UniPixel checkpoint is named as such
     tokenizer = load_tokenizer(path)
-    tokens = token_ids_from_tokenizer(tokenizer)
-    config = load_official_config(path, tokens, reference)
+    config = load_official_config(path, token_ids_from_tokenizer(tokenizer), reference)
     state = official_to_ours(read_weights(path), config)
     return config, state, tokenizer
 

@@ -101,7 +101,10 @@ def build_from_qwen_sam2(
     torch.manual_seed(seed)
     model = LitUniPixel(config)
     attach_backbone(model, {k.removeprefix("backbone."): v for k, v in qwen_backbone_state(path, config).items()})
-    model.mask_decoder.load_sam2_checkpoint(sam2_checkpoint)
+    try:
+        model.mask_decoder.load_sam2_checkpoint(sam2_checkpoint)
+    except KeyError as error:
+        raise KeyError(f"{error.args[0]} (a SAM 2 of other sizes? give its hydra YAML as the config)") from error
     model.prompt_encoder.init_from_sam2(model.mask_decoder.prompt_encoder)
     model.prompt_encoder.init_from_merger(model.backbone.hf_model.model.visual.merger.mlp)
     return model.eval(), UniPixelProcessor.from_config(tokenizer, config.backbone)

@@ -1,0 +1,125 @@
+"""Samples per second of the full training data pipeline, per DataLoader worker, on the synthetic corpus.
+
+Run: ``python benchmarks/data_pipeline.py [--image-size 448] [--steps 200] [--workers 2] [--json out.json]``.
+
+Writes a synthetic shard set (``--records`` records, half images, half ``--video-frames``-frame videos, every task
+family), then times ``UniPixelDataModule``'s training loader: read the tar, decode the sampled JPEG frames and the
+masks, sample frames, template, draw prompts, Qwen processing (resize, normalise, patchify, tokens, mRoPE), SAM 2
+frames and masks at ``--sam-image-size``, collate. One process with ``num_workers=0`` *is* one worker; with
+``--workers W`` the rate of W workers is divided by W. A per-stage breakdown (one process, same records) follows.
+Tokens use the tiny tokenizer (the sequence layout, not the vocabulary, sets the cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import environment, format_table, write_json  # noqa: E402
+from unipixel_pl.config import preset  # noqa: E402
+from unipixel_pl.datamodules.build import build_sample  # noqa: E402
+from unipixel_pl.datamodules.datamodule import UniPixelDataModule  # noqa: E402
+from unipixel_pl.datamodules.health import SkipPolicy  # noqa: E402
+from unipixel_pl.datamodules.mixing import Source  # noqa: E402
+from unipixel_pl.datamodules.pipeline import read_records  # noqa: E402
+from unipixel_pl.datamodules.synthetic_shards import write_synthetic  # noqa: E402
+
+
+def _module(args: argparse.Namespace, shards: Path, workers: int) -> UniPixelDataModule:
+    config = preset("unipixel-tiny")
+    config.mask_decoder = dataclasses.replace(config.mask_decoder, image_size=args.sam_image_size)
+    return UniPixelDataModule(
+        model_config=config,
+        train=[Source(str(shards))],
+        batch_size=args.batch_size,
+        num_workers=workers,
+        sample_frames=args.sample_frames,
+        shuffle_buffer=args.shuffle_buffer,
+        seed=0,
+    )
+
+
+def loader_rate(args: argparse.Namespace, shards: Path, workers: int) -> dict[str, float]:
+    """Samples/s of the training DataLoader after ``--warmup`` batches, total and per worker."""
+    module = _module(args, shards, workers)
+    module.setup("fit")
+    batches = iter(module.train_dataloader())
+    for _ in range(args.warmup):
+        next(batches)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        next(batches)
+    seconds = time.perf_counter() - start
+    rate = args.steps * args.batch_size / seconds
+    return {"workers": workers, "samples_per_s": rate, "samples_per_s_per_worker": rate / max(workers, 1)}
+
+
+def stage_breakdown(args: argparse.Namespace, shards: Path) -> list[dict[str, float]]:
+    """Mean milliseconds per sample of each stage, in one process, over one pass of the corpus."""
+    module = _module(args, shards, 0)
+    processor = module._processor(train=True)
+    collator = module._collator()
+    manifest_shards = module.shards("fit")[0].shards
+    timings: dict[str, list[float]] = {"read tar + meta + mask tables": [], "frames, masks, template, prompts": []}
+    timings |= {"qwen processor": [], "sam2 frames + masks": [], "collate": []}
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    records = list(read_records(manifest_shards, SkipPolicy(strict=True)))
+    timings["read tar + meta + mask tables"] = [(time.perf_counter() - start) / len(records)] * len(records)
+    for record in records[: args.breakdown_samples]:
+        tick = time.perf_counter()
+        built = build_sample(record, processor.config, rng)
+        timings["frames, masks, template, prompts"].append(time.perf_counter() - tick)
+        tick = time.perf_counter()
+        processor.encoder.processor(built.task.messages, videos=None if built.frames is None else [built.frames])
+        qwen = time.perf_counter() - tick
+        tick = time.perf_counter()
+        sample = processor.encoder(built.frames, built.task, built.key)
+        timings["qwen processor"].append(qwen)
+        timings["sam2 frames + masks"].append(max(time.perf_counter() - tick - qwen, 0.0))
+        tick = time.perf_counter()
+        collator([sample])
+        timings["collate"].append(time.perf_counter() - tick)
+    return [{"stage": name, "ms_per_sample": 1000 * float(np.mean(values))} for name, values in timings.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=240, help="synthetic records to write")
+    parser.add_argument("--image-size", type=int, default=448)
+    parser.add_argument("--video-frames", type=int, default=12)
+    parser.add_argument("--sample-frames", type=int, default=8)
+    parser.add_argument("--sam-image-size", type=int, default=768, help="SAM 2 input side (768 in UniPixel)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--shuffle-buffer", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=200, help="timed micro-steps")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed micro-steps first (buffers fill)")
+    parser.add_argument("--workers", type=int, default=0, help="also time W DataLoader workers (0: skip)")
+    parser.add_argument("--breakdown-samples", type=int, default=60)
+    parser.add_argument("--shards", type=Path, default=None, help="reuse this synthetic shard set")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as scratch:
+        shards = args.shards or Path(scratch) / "synthetic"
+        if args.shards is None:
+            write_synthetic(shards, args.records, "train", args.image_size, args.video_frames, samples_per_shard=50)
+        rates = [loader_rate(args, shards, 0)] + ([loader_rate(args, shards, args.workers)] if args.workers else [])
+        stages = stage_breakdown(args, shards)
+    print(format_table(rates, ["workers", "samples_per_s", "samples_per_s_per_worker"]))
+    print(format_table(stages, ["stage", "ms_per_sample"]))
+    if args.json is not None:
+        write_json(args.json, {"config": vars(args), "rates": rates, "stages": stages, "env": environment(torch.device("cpu"))})
+
+
+if __name__ == "__main__":
+    main()
