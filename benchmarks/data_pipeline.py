@@ -118,7 +118,8 @@ def main() -> None:
     print(format_table(rates, ["workers", "samples_per_s", "samples_per_s_per_worker"]))
     print(format_table(stages, ["stage", "ms_per_sample"]))
     if args.json is not None:
-        write_json(args.json, {"config": vars(args), "rates": rates, "stages": stages, "env": environment(torch.device("cpu"))})
+        env = environment(torch.device("cpu"))
+        write_json(args.json, {"config": vars(args), "rates": rates, "stages": stages, "env": env})
 
 
 if __name__ == "__main__":

@@ -6,19 +6,18 @@ Conventions (shared with ``torch.utils.flop_counter``, so the two can be compare
 - training adds an input-gradient product where the input needs a gradient and a weight-gradient product where
   the weight trains: ``6 N`` per token for a fully trained linear, ``4 N`` for a frozen one inside the graph;
 - attention counts the full ``L x L`` score matrix (``4 L^2 d`` forward per layer, twice that backward), also
-  under a causal mask: that is what SDPA's kernels are charged by the flop counter; the causal half is not free
-  for every kernel either.
+  under a causal mask, for every fused SDPA kernel (:data:`SDPA_FLOPS`); a fused backward's recompute of the
+  scores is work the hardware does but not model FLOPs, so it is left out, as checkpointing's recompute is.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from unipixel_pl.config import BackboneConfig, VisionConfig
@@ -123,15 +122,34 @@ def grids_of(video_grid_thw: Tensor | None) -> list[list[int]]:
     return [] if video_grid_thw is None else [[int(v) for v in row] for row in video_grid_thw]
 
 
-def count_flops(fn: Callable[[], object], math_attention: bool = False) -> int:
-    """FLOPs (matrix products, convolutions, attention) that ``fn`` dispatches, forward and backward.
+def _sdpa_forward_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """Scores and weighted sum; every query head counts (grouped-query attention included)."""
+    batch, heads, queries, depth = query_shape
+    return 2 * batch * heads * queries * key_shape[2] * (depth + value_shape[3])
 
-    Args:
-        fn: the work to count.
-        math_attention: run SDPA as explicit matrix products. Needed on a CPU, whose fused SDPA kernel the
-            flop counter does not know (it would count no attention at all); CUDA's SDPA kernels are known.
-    """
-    backend = sdpa_kernel(SDPBackend.MATH) if math_attention else nullcontext()
-    with backend, FlopCounterMode(display=False) as counter:
+
+def _sdpa_backward_flops(grad_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """Gradients of queries, keys, values and scores: twice the forward (a fused kernel's recompute excluded)."""
+    return 2 * _sdpa_forward_flops(query_shape, key_shape, value_shape)
+
+
+_ATEN = torch.ops.aten
+SDPA_FLOPS = {
+    _ATEN._scaled_dot_product_efficient_attention: _sdpa_forward_flops,
+    _ATEN._scaled_dot_product_flash_attention: _sdpa_forward_flops,
+    _ATEN._scaled_dot_product_cudnn_attention: _sdpa_forward_flops,
+    _ATEN._scaled_dot_product_flash_attention_for_cpu: _sdpa_forward_flops,
+    _ATEN._scaled_dot_product_efficient_attention_backward: _sdpa_backward_flops,
+    _ATEN._scaled_dot_product_flash_attention_backward: _sdpa_backward_flops,
+    _ATEN._scaled_dot_product_cudnn_attention_backward: _sdpa_backward_flops,
+    _ATEN._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_backward_flops,
+}
+"""Our SDPA formulas for every fused kernel: torch's own reject grouped-query shapes (torch 2.11), know no CPU
+kernel, and charge the backward's recompute of the scores, which model FLOPs leave out."""
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs (matrix products, convolutions, attention) that ``fn`` dispatches, forward and backward."""
+    with FlopCounterMode(display=False, custom_mapping=SDPA_FLOPS) as counter:
         fn()
     return counter.get_total_flops()

@@ -94,12 +94,11 @@ def clip_rates(decoder: MaskDecoder, args: argparse.Namespace) -> dict:
 
 
 def _flops_per_frame(decoder: MaskDecoder, frames: Tensor, tokens: Tensor, chunk: int) -> dict[str, float]:
-    on_cpu = frames.device.type == "cpu"
     clip = frames[:chunk]
     features = encode_chunked(decoder, clip, chunk)
-    encode = count_flops(lambda: decoder.encode_frames(clip), math_attention=on_cpu)
+    encode = count_flops(lambda: decoder.encode_frames(clip))
     size = (decoder.image_size, decoder.image_size)
-    propagate = count_flops(lambda: decoder.segment(features, tokens, size), math_attention=on_cpu)
+    propagate = count_flops(lambda: decoder.segment(features, tokens, size))
     return {"encode": encode / clip.shape[0], "propagate": propagate / clip.shape[0]}
 
 

@@ -101,7 +101,7 @@ def sam2_flops(model: LitUniPixel, batch: UniPixelBatch, mixed: bool) -> int:
                 loss = decoder.loss(decoder(frames, tokens), targets)
             loss.backward()
 
-        total += count_flops(run, math_attention=frames.device.type == "cpu")
+        total += count_flops(run)
     model.zero_grad(set_to_none=True)
     return total
 
@@ -111,8 +111,7 @@ def step_flops(model: LitUniPixel, batch: UniPixelBatch, recipe: str, mixed: boo
     backbone, training = model.config.backbone, recipe_training(recipe)
     llm = llm_flops(backbone, [batch.input_ids.shape[1]] * batch.batch_size, training)
     vit = vision_flops(backbone.vision, backbone.hidden_size, grids_of(batch.video_grid_thw), training)
-    on_cpu = batch.input_ids.device.type == "cpu"
-    counted = count_flops(lambda: forward_backward(model, batch, mixed), math_attention=on_cpu)
+    counted = count_flops(lambda: forward_backward(model, batch, mixed))
     model.zero_grad(set_to_none=True)
     sam2 = sam2_flops(model, batch, mixed)
     rest = counted - llm - vit  # SAM 2, prompt encoder and pointer head

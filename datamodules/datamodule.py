@@ -142,6 +142,7 @@ class UniPixelDataModule(L.LightningDataModule):
             self.batch_size,
             config,
             self.train_steps(config.world_size),
+            start_epoch=self.trainer.current_epoch if self.trainer is not None else 0,
         )
         return self._loader(stream, persistent=True)
 

@@ -74,9 +74,20 @@ def decode_frames(record: Record, indices: list[int]) -> np.ndarray:
 def _decode_image(record: Record, name: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(record.members[name])) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(_rgb(image))
     except (OSError, SyntaxError, ValueError) as error:
         raise bad(record.key, "corrupt_image", f"{name}: {error}", record.url) from error
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """RGB as ``qwen_vl_utils`` converts: RGBA is composited on white, other modes converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode != "RGBA":
+        return image.convert("RGB")
+    background = Image.new("RGB", image.size, (255, 255, 255))
+    background.paste(image, mask=image.split()[3])
+    return background
 
 
 def _decode_mp4(record: Record, frame_indices: list[int]) -> np.ndarray:

@@ -193,6 +193,7 @@ class MixedTrainStream(IterableDataset):
         config: seed, rank and shuffle settings.
         steps_per_epoch: micro-steps per ``iter()`` on this rank; None is endless. Successive iterations continue
             the schedule (keep DataLoader workers persistent so they remember where they are).
+        start_epoch: the epoch the first iteration reads (the trainer's epoch when resuming).
     """
 
     def __init__(
@@ -203,6 +204,7 @@ class MixedTrainStream(IterableDataset):
         batch_size: int,
         config: StreamConfig,
         steps_per_epoch: int | None = None,
+        start_epoch: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -214,7 +216,7 @@ class MixedTrainStream(IterableDataset):
         self.policy = SkipPolicy(strict=False)
         self._groups: dict[str, GroupStream] = {}
         self._sources: dict[int, TypeDemux] = {}
-        self._epoch = 0
+        self._epoch = start_epoch
 
     def __len__(self) -> int:
         if self.steps_per_epoch is None:

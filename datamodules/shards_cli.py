@@ -80,9 +80,8 @@ def shards_main(argv: Sequence[str] | None = None) -> int:
     """Run one ``unipixel shards`` command; returns the exit status (1 when ``verify`` finds problems)."""
     args = _parser().parse_args(argv)
     if args.command == "synthetic":
-        manifest = write_synthetic(
-            args.out, args.num_samples, args.split, args.image_size, args.video_frames, args.seed, args.samples_per_shard
-        )
+        sizes = (args.image_size, args.video_frames, args.seed, args.samples_per_shard)
+        manifest = write_synthetic(args.out, args.num_samples, args.split, *sizes)
     elif args.command == "convert":
         options = _options(args.option)
         manifest = run_converter(args.corpus, args.root, args.out, args.split, args.samples_per_shard, options)

@@ -226,7 +226,8 @@ class LoraConfig:
     targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "attn.qkv", "attn.proj"])
     """Linear layers of the backbone whose name ends with one of these (LLM self-attention, ViT attention)."""
     adapter: str | None = None
-    """An adapter-only checkpoint (``unipixel_pl.models.lora.save_adapter``) loaded right after injection."""
+    """An adapter-only safetensors file loaded right after injection; its keys are relative to the transformers
+    model, as ``unipixel_pl.models.lora.save_adapter(lit_model.backbone.hf_model, path)`` writes them."""
 
 
 @dataclass

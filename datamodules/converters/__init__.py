@@ -8,11 +8,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unipixel_pl.datamodules.converters.common import ConversionError, Converter, Drop
+from unipixel_pl.datamodules.converters import inst_it, llava, osprey, reason_seg, ref_sav, refer, rvos, videorefer
+from unipixel_pl.datamodules.converters.common import ConversionError, Converter, ConverterOutput, Drop
 from unipixel_pl.datamodules.manifest import Manifest
 from unipixel_pl.datamodules.writer import ShardSetWriter
 
-CONVERTERS: dict[str, Converter] = {}
+
+def _refer(dataset: str) -> Converter:
+    def convert(root: Path, split: str, **options: str) -> tuple[str, ConverterOutput]:
+        return refer.convert(root, split, dataset=dataset, **options)
+
+    return convert
+
+
+CONVERTERS: dict[str, Converter] = {
+    **{name: _refer(name) for name in refer.DATASETS},
+    "reason_seg": reason_seg.convert,
+    **{name: rvos.converter(name) for name in ("ref_youtube_vos", "ref_davis17", "mevis", "revos", "lvvis")},
+    "ref_sav": ref_sav.convert,
+    "videorefer": videorefer.convert,
+    "osprey": osprey.convert,
+    "inst_it": inst_it.convert,
+    "llava": llava.convert,
+}
+"""Corpus name -> converter; ``unipixel shards convert <name>``."""
 
 
 def run_converter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,7 +121,3 @@ def require(options: dict[str, str], allowed: Sequence[str], corpus: str) -> Non
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConversionError(f"unknown option(s) {unknown} for {corpus}; it takes {sorted(allowed)}")
-
-
-def take(items: Iterable[ShardSample | Drop]) -> Iterator[ShardSample | Drop]:
-    yield from items

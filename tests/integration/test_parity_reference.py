@@ -181,18 +181,21 @@ def run_eval(model: LitUniPixel, batch: UniPixelBatch, rope_deltas: Tensor) -> d
     the last position's raw-logit argmax is ``<|seg|>``, the reference's generation trigger)."""
     tokens = model.config.backbone.tokens
     out = model.run_backbone(batch)
-    vision = model.backbone.encode_vision(batch.pixel_values_videos, batch.video_grid_thw)
-    merge = model.config.backbone.vision.spatial_merge_size
     produced = {
         "logits": out.logits,
         "seg_head_out": model.pointer_head.seg_head(out.hidden_states),
         "position_ids": batch.position_ids,
         "rope_deltas": rope_deltas,
-        "visual_out": vision.embeds,
-        "merger_mlp_in": vision.merger_inputs,
         "ref_emb": ref_embeddings(batch, model.prompt_encoder, tokens.ref),
-        "mem_emb": mem_embeddings(batch, vision, model.prompt_encoder, tokens.mem, merge),
     }
+    if batch.pixel_values_videos is not None:
+        vision = model.backbone.encode_vision(batch.pixel_values_videos, batch.video_grid_thw)
+        merge = model.config.backbone.vision.spatial_merge_size
+        produced |= {
+            "visual_out": vision.embeds,
+            "merger_mlp_in": vision.merger_inputs,
+            "mem_emb": mem_embeddings(batch, vision, model.prompt_encoder, tokens.mem, merge),
+        }
     prompts = model.seg_prompts(out.hidden_states, batch.input_ids)[0]
     if int(out.logits[0, -1].argmax()) == tokens.seg:
         prompts = torch.cat([prompts, model.pointer_head(out.hidden_states[0, -1:])])

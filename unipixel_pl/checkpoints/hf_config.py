@@ -79,10 +79,7 @@ def official_to_config(
     Raises:
         ValueError: no SAM 2 (``sam2_config`` null), the unsupported batch mode, or token ids that disagree.
     """
-    if not data.get("sam2_config"):
-        raise ValueError("config.json has no sam2_config: a UniPixel checkpoint without SAM 2 cannot be loaded")
-    if data.get("sam2_batch_mode"):
-        raise ValueError("config.json sets sam2_batch_mode: true (frames as independent images); not supported")
+    check_supported(data)
     check_config_token_ids(data, tokens)
     mask_decoder = dataclasses.replace(mask_decoder, prompt_tokens=int(data.get("sam2_hidden_tokens", 2)))
     config = UniPixelConfig(
@@ -92,6 +89,14 @@ def official_to_config(
         temporal_features=mask_decoder.hidden_dim // 2,
     )
     return apply_reference_switches(config) if reference else config
+
+
+def check_supported(data: dict[str, Any]) -> None:
+    """Raise a ``ValueError`` for UniPixel settings unipixel-pl cannot build (no SAM 2, SAM 2 batch mode)."""
+    if not data.get("sam2_config"):
+        raise ValueError("config.json has no sam2_config: a UniPixel checkpoint without SAM 2 cannot be loaded")
+    if data.get("sam2_batch_mode"):
+        raise ValueError("config.json sets sam2_batch_mode: true (frames as independent images); not supported")
 
 
 def apply_reference_switches(config: UniPixelConfig) -> UniPixelConfig:
@@ -108,8 +113,9 @@ def apply_reference_switches(config: UniPixelConfig) -> UniPixelConfig:
 def load_official_config(checkpoint_dir: str | Path, tokens: TokenIds, reference: bool = True) -> UniPixelConfig:
     """:func:`official_to_config` of a checkpoint directory, SAM 2 sizes resolved from its ``configs/``."""
     data = read_config_json(checkpoint_dir)
+    check_supported(data)
     image_size = int(data.get("sam2_image_size", 1024))
-    mask_decoder = mask_decoder_config_for(Path(checkpoint_dir), str(data.get("sam2_config", "")), image_size)
+    mask_decoder = mask_decoder_config_for(Path(checkpoint_dir), str(data["sam2_config"]), image_size)
     return official_to_config(data, mask_decoder, tokens, reference)
 
 
@@ -205,6 +211,8 @@ def _rope(data: dict[str, Any]) -> tuple[float, list[int]]:
 def check_config_token_ids(data: dict[str, Any], tokens: TokenIds) -> None:
     """Raise a ``ValueError`` listing every id ``config.json`` names differently from the tokenizer's ``tokens``."""
     named = {
+        "bos_token_id": tokens.endoftext,
+        "eos_token_id": tokens.im_end,
         "image_token_id": tokens.image,
         "video_token_id": tokens.video,
         "vision_start_token_id": tokens.vision_start,

@@ -98,14 +98,20 @@ _INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
 def map_key(key: str, templates: Mapping[str, str]) -> str | None:
-    """Translate one key with a template map; None when no template matches."""
+    """Translate one key with a template map; None when no template matches.
+
+    A ``{*}`` template never produces a key that an exact template owns (e.g. an upstream ``gamma`` in an
+    official file is refused, not passed through), so each target key has exactly one source spelling.
+    """
     indices = _INDEX.findall(key)
     template = _INDEX.sub(".{}", key)
     if template in templates:
-        return templates[template].replace("{}", "{}", len(indices)).format(*indices)
+        return templates[template].format(*indices)
+    exact_targets = {target for source, target in templates.items() if not source.endswith("{*}")}
     for source, target in templates.items():
         if source.endswith("{*}") and key.startswith(source[:-3]):
-            return target[:-3] + key[len(source) - 3 :]
+            mapped = target[:-3] + key[len(source) - 3 :]
+            return None if _INDEX.sub(".{}", mapped) in exact_targets else mapped
     return None
 
 

@@ -5,7 +5,7 @@ written by ``ModelParallelStrategy`` (FSDP2): torch distributed-checkpoint files
 the model under ``state_dict.*``) plus ``meta.pt`` with the rest of Lightning's dict (hyper-parameters included).
 Every pickle is read restrictively: ``torch.load(weights_only=True)`` with only our config dataclasses allowed,
 and the distributed-checkpoint index with an unpickler that only builds its own metadata classes. The model config
-is the ``config`` hyper-parameter ``LitUniPixel`` saved.
+is the ``config`` hyper-parameter ``LitUniPixel`` saved; LoRA adapters are merged with its ``lora`` scaling.
 """
 
 from __future__ import annotations
@@ -20,26 +20,36 @@ from torch import Tensor
 from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta, TensorStorageMetadata
 
-from unipixel_pl import config as config_module
 from unipixel_pl.checkpoints.key_map import OURS_EMBED_TOKENS, OURS_LM_HEAD
-from unipixel_pl.config import UniPixelConfig, from_dict
+from unipixel_pl.config import (
+    BackboneConfig,
+    GenerationConfig,
+    LoraConfig,
+    LossConfig,
+    MaskDecoderConfig,
+    OptimizerConfig,
+    TokenIds,
+    UniPixelConfig,
+    VisionConfig,
+    from_dict,
+)
+from unipixel_pl.models.lora import LORA_MARKER, merge_lora_state
 
 SHARDED_METADATA = "meta.pt"
 """Lightning's non-tensor checkpoint entries beside a distributed checkpoint."""
 DCP_INDEX = ".metadata"
 _CONFIG_CLASSES = [
-    getattr(config_module, name)
-    for name in (
-        "UniPixelConfig",
-        "BackboneConfig",
-        "VisionConfig",
-        "TokenIds",
-        "MaskDecoderConfig",
-        "LossConfig",
-        "OptimizerConfig",
-        "GenerationConfig",
-    )
+    UniPixelConfig,
+    BackboneConfig,
+    VisionConfig,
+    TokenIds,
+    MaskDecoderConfig,
+    LossConfig,
+    OptimizerConfig,
+    GenerationConfig,
+    LoraConfig,
 ]
+"""The dataclasses ``LitUniPixel.save_hyperparameters`` may pickle: the only classes a checkpoint may build."""
 _PICKLE_GLOBALS = {
     ("torch", "Size"),
     ("torch.serialization", "_get_layout"),
@@ -75,7 +85,7 @@ def read_lightning_checkpoint(path: str | Path) -> tuple[UniPixelConfig, dict[st
         state = _read_sharded_state(path)
     else:
         raise FileNotFoundError(f"{str(path)!r} is neither a Lightning .ckpt file nor a sharded checkpoint directory")
-    return _config_of(checkpoint, path), _without_tied_head(state)
+    return _config_of(checkpoint, path), _without_tied_head(_merge_lora(state, checkpoint, path))
 
 
 def _safe_torch_load(path: Path) -> dict[str, Any]:
@@ -88,6 +98,17 @@ def _config_of(checkpoint: dict[str, Any], path: Path) -> UniPixelConfig:
     if config is None:
         raise ValueError(f"{str(path)!r} has no 'config' hyper-parameter: not a LitUniPixel training checkpoint")
     return config if isinstance(config, UniPixelConfig) else from_dict(config)
+
+
+def _merge_lora(state: dict[str, Tensor], checkpoint: dict[str, Any], path: Path) -> dict[str, Tensor]:
+    """Fold LoRA adapters into their base weights (``W + alpha/r * B @ A``), as the reference's export does."""
+    if not any(LORA_MARKER in key for key in state):
+        return state
+    lora = checkpoint.get("hyper_parameters", {}).get("lora")
+    if lora is None:
+        raise ValueError(f"{str(path)!r} holds LoRA tensors but no 'lora' hyper-parameter to give their scaling")
+    rank, alpha = (lora.r, lora.alpha) if isinstance(lora, LoraConfig) else (lora["r"], lora["alpha"])
+    return merge_lora_state(state, alpha / rank)
 
 
 def _without_tied_head(state: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -1,8 +1,8 @@
 """Build a ``LitUniPixel`` from a complete state dict without initialising the backbone first.
 
 The backbone (3-7B parameters) is built on the meta device and receives the loaded tensors directly
-(``load_state_dict(assign=True)``), so loading a checkpoint needs one copy of the weights in memory and no random
-initialisation. The small parts (SAM 2, prompt encoder, pointer head) are built normally and overwritten.
+(``load_state_dict(assign=True)``): it is never randomly initialised and never copied beyond the dtype cast. The
+small parts (SAM 2, prompt encoder, pointer head) are built normally, then take the loaded tensors the same way.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ are never re-drawn. Saving is the exact inverse; official -> ours -> official re
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -121,13 +122,21 @@ def write_official(
     """
     path = Path(out_dir)
     write_weights(ours_to_official(state, config), path, max_shard_size)
-    official = config_to_official(config)
+    official = config_to_official(config) | {"torch_dtype": _dtype_name(state)}
     if official["sam2_config"] == CUSTOM_NAME:
         write_sam2_yaml(config.mask_decoder, path, CUSTOM_NAME)
-    (path / "config.json").write_text(json.dumps(official, indent=2) + "\n")
-    (path / "generation_config.json").write_text(json.dumps(_generation_config(config), indent=2) + "\n")
+    (path / "config.json").write_text(json.dumps(official, indent=2, sort_keys=True) + "\n")
+    (path / "generation_config.json").write_text(
+        json.dumps(_generation_config(config), indent=2, sort_keys=True) + "\n"
+    )
     tokenizer.save_pretrained(str(path))
     write_processor_files(config.backbone, path)
+
+
+def _dtype_name(state: dict[str, Tensor]) -> str:
+    """The dtype of most floating-point weights, as ``config.json`` names it (``bfloat16`` for published ones)."""
+    counts = Counter(value.dtype for value in state.values() if value.is_floating_point())
+    return str(counts.most_common(1)[0][0]).removeprefix("torch.") if counts else "float32"
 
 
 def _generation_config(config: UniPixelConfig) -> dict[str, object]:

@@ -27,13 +27,16 @@ from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.tokenizer import load_tokenizer
 
 QWEN_MODEL_TYPE = "qwen2_5_vl"
-_LLM, _VIT = "backbone.model.model.language_model", "backbone.model.model.visual"
 
+_LEGACY = {source: target for source, target in OFFICIAL_TO_OURS.items() if target.startswith("backbone.")}
 QWEN_TO_OURS: dict[str, str] = {
-    **{source: target for source, target in OFFICIAL_TO_OURS.items() if target.startswith("backbone.")},
-    # transformers >= 4.52 writes the in-memory layout.
-    "model.language_model.{*}": f"{_LLM}.{{*}}",
-    "model.visual.{*}": f"{_VIT}.{{*}}",
+    **_LEGACY,
+    # The same templates in the layout transformers >= 4.52 keeps in memory (and some exports write).
+    **{
+        source.replace("model.", "model.language_model.", 1).replace("visual.", "model.visual.", 1): target
+        for source, target in _LEGACY.items()
+        if source != "lm_head.weight"
+    },
 }
 """Qwen2.5-VL checkpoint key template (legacy or current transformers layout) -> our key template."""
 

@@ -61,8 +61,14 @@ _FIXED: dict[str, Any] = {
 
 
 def resolve_sam2_yaml(checkpoint_dir: Path, name: str) -> Path | None:
-    """The YAML file of hydra config ``name`` inside ``checkpoint_dir`` (``<dir>/<name>.yaml``), or None."""
+    """The YAML file of hydra config ``name`` inside ``checkpoint_dir`` (``<dir>/<name>.yaml``), or None.
+
+    Raises:
+        ValueError: ``name`` points outside the checkpoint directory.
+    """
     path = checkpoint_dir / f"{name}.yaml"
+    if not path.resolve().is_relative_to(checkpoint_dir.resolve()):
+        raise ValueError(f"sam2_config {name!r} points outside the checkpoint directory {str(checkpoint_dir)!r}")
     return path if path.is_file() else None
 
 

@@ -165,7 +165,20 @@ class LitUniPixel(L.LightningModule):
         if output.loss is None:
             raise ValueError("training batch has neither supervised tokens nor target masks")
         self._log_losses("train", output, batch.batch_size)
-        return output.loss
+        return output.loss + self._zero_for_idle_heads()
+
+    def _zero_for_idle_heads(self) -> Tensor:
+        """``0 x`` the sum of every trainable parameter of the prompt encoder, pointer head and SAM 2.
+
+        Which of them a step uses depends on the batch and even on the model's state (SAM 2's object-score
+        branches), so without this some get no gradient. With it every one gets a gradient, zero when idle,
+        on every rank: FSDP2 reduce-scatters exactly the parameters that have one, so the ranks must agree.
+        AdamW then also moves idle parameters by their momentum, as the reference's DeepSpeed (flat gradient
+        buffers) does.
+        """
+        parts = (self.prompt_encoder, self.pointer_head, self.mask_decoder)
+        params = [param for part in parts for param in part.parameters() if param.requires_grad]
+        return torch.stack([param.sum() for param in params]).sum() * 0.0 if params else torch.zeros(())
 
     def validation_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
         self._evaluate("val", batch, self.val_iou)
@@ -215,6 +228,6 @@ class LitUniPixel(L.LightningModule):
         cfg = self.optimizer_config
         groups = parameter_groups(self, cfg)
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = warmup_cosine(optimizer, total, cfg.warmup_ratio)
+        # Measured lazily: counting batches now would build the train loader before a resumed checkpoint is loaded.
+        scheduler = warmup_cosine(optimizer, lambda: max(1, int(self.trainer.estimated_stepping_batches)), cfg.warmup_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -55,15 +57,23 @@ def parameter_groups(module: nn.Module, config: OptimizerConfig) -> list[dict]:
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
+    optimizer: torch.optim.Optimizer, total_steps: int | Callable[[], int], warmup_ratio: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 over ``ceil(warmup_ratio * total_steps)`` steps, then cosine decay to 0."""
-    warmup = math.ceil(warmup_ratio * total_steps)
+    """Linear warmup from 0 over ``ceil(warmup_ratio * total_steps)`` steps, then cosine decay to 0.
+
+    ``total_steps`` may be a callable, asked once, at the first step after 0: a Trainer must not measure its
+    dataloader before it has restored a checkpoint (Lightning would then build the loader early and never give it
+    the saved data position).
+    """
+    total = functools.cache(total_steps if callable(total_steps) else lambda: total_steps)
 
     def factor(step: int) -> float:
+        if step == 0:  # any run with warmup starts at 0
+            return 0.0 if warmup_ratio > 0 else 1.0
+        warmup = math.ceil(warmup_ratio * total())
         if step < warmup:
             return step / max(1, warmup)
-        progress = (step - warmup) / max(1, total_steps - warmup)
+        progress = (step - warmup) / max(1, total() - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

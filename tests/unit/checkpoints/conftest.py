@@ -18,7 +18,9 @@ def source_model() -> LitUniPixel:
 
 
 @pytest.fixture(scope="session")
-def official_checkpoint(source_model: LitUniPixel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Tensor]]:
+def official_checkpoint(
+    source_model: LitUniPixel, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Tensor]]:
     """``source_model`` written as an official checkpoint directory, and the tensors in it (official names)."""
     path = tmp_path_factory.mktemp("official")
     return path, write_official_checkpoint(path, source_model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import Tensor
 
-from tests.conftest import REPO_ROOT
 from tests.unit.checkpoints.synthetic import sam2_yaml_text
 from unipixel_pl.checkpoints.official import load_official
 from unipixel_pl.checkpoints.ours import load_ours
@@ -37,7 +36,9 @@ def test_official_to_ours_and_back(
     assert load_ours(tmp_path / "corrected")[0].config.mem_pooling == "raster"
 
 
-def test_training_checkpoint_to_official(source_model: LitUniPixel, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_checkpoint_to_official(
+    source_model: LitUniPixel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     checkpoint = tmp_path / "last.ckpt"
     torch.save({"state_dict": source_model.state_dict(), "hyper_parameters": dict(source_model.hparams)}, checkpoint)
     assert convert_main(["ours-to-official", str(checkpoint), str(tmp_path / "out")]) == 1
@@ -83,12 +84,10 @@ def test_errors_are_reported_with_exit_code_1(
         convert_main(["unknown-direction", "a", "b"])
 
 
-def test_runs_as_a_module(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "unipixel_pl.convert_cli", "official-to-ours", str(tmp_path / "no"), str(tmp_path / "o")],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 1 and "unipixel convert official-to-ours: error" in result.stderr
+@pytest.mark.filterwarnings("ignore:'unipixel_pl.convert_cli' found in sys.modules:RuntimeWarning")
+def test_runs_as_a_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``python -m unipixel_pl.convert_cli ...`` executes (in-process: the imports are already paid)."""
+    monkeypatch.setattr(sys, "argv", ["convert_cli", "official-to-ours", str(tmp_path / "no"), str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("unipixel_pl.convert_cli", run_name="__main__")
+    assert exit_info.value.code == 1 and "unipixel convert official-to-ours: error" in capsys.readouterr().err

@@ -123,6 +123,8 @@ def test_sam2_yaml_round_trip_and_b_plus_detection(tmp_path: Path) -> None:
     assert mask_decoder_config_for(tmp_path, B_PLUS_NAME, 768) == MaskDecoderConfig(image_size=768)
     with pytest.raises(FileNotFoundError, match="sam2.1_hiera_l"):
         mask_decoder_config_for(tmp_path, "configs/sam2.1_hiera_l", 768)
+    with pytest.raises(ValueError, match="outside the checkpoint directory"):
+        mask_decoder_config_for(tmp_path / "configs", "../../elsewhere", 768)
 
 
 def test_upstream_b_plus_yaml_gives_the_b_plus_sizes() -> None:

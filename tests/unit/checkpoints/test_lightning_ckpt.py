@@ -12,6 +12,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 
 from unipixel_pl.checkpoints.lightning_ckpt import is_lightning_checkpoint, read_lightning_checkpoint
+from unipixel_pl.config import LoraConfig
 from unipixel_pl.models.lit_unipixel import LitUniPixel
 
 TIED_HEAD = "backbone.model.lm_head.weight"
@@ -94,3 +95,21 @@ def test_not_a_model_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "shards" / ".metadata").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="no meta.pt"):
         read_lightning_checkpoint(tmp_path / "shards")
+
+
+def test_lora_adapters_are_merged_into_the_exported_weights(source_model: LitUniPixel, tmp_path: Path) -> None:
+    lora = LoraConfig(r=2, alpha=6.0, dropout=0.0, targets=["q_proj", "attn.qkv"])
+    model = LitUniPixel(source_model.config, lora=lora)
+    model.configure_model()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.copy_(torch.randn_like(param) if "lora_B" in name else param)  # peft starts B at 0
+    torch.save({**_lightning_dict(model), "state_dict": model.state_dict()}, tmp_path / "lora.ckpt")
+    _, state = read_lightning_checkpoint(tmp_path / "lora.ckpt")
+    attention = "backbone.model.model.language_model.layers.0.self_attn.q_proj"
+    down = model.get_parameter(f"{attention}.lora_A.default.weight")
+    up = model.get_parameter(f"{attention}.lora_B.default.weight")
+    base = model.get_parameter(f"{attention}.base_layer.weight")
+    torch.testing.assert_close(state[f"{attention}.weight"], base + 3.0 * up @ down)
+    assert not any("lora_" in key or "base_layer" in key for key in state)
+    assert state.keys() == {key for key in source_model.state_dict() if key != TIED_HEAD}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -106,10 +108,14 @@ def test_4x_config_layout_and_reference_sam2_names_are_accepted(
     state = {upstream_key_to_reference(k): v for k, v in sam2_pt[1].sam2.state_dict().items()}
     torch.save({"model": state}, tmp_path / "sam2.pt")
     model, _ = build_from_qwen_sam2(tmp_path, tmp_path / "sam2.pt", tiny_config().mask_decoder)
-    assert model.config.backbone == build_from_qwen_sam2(path, sam2_pt[0], tiny_config().mask_decoder)[0].config.backbone
+    assert (
+        model.config.backbone == build_from_qwen_sam2(path, sam2_pt[0], tiny_config().mask_decoder)[0].config.backbone
+    )
 
 
-def test_wrong_inputs_are_refused(qwen_dir: tuple[Path, Backbone], sam2_pt: tuple[Path, MaskDecoder], tmp_path: Path) -> None:
+def test_wrong_inputs_are_refused(
+    qwen_dir: tuple[Path, Backbone], sam2_pt: tuple[Path, MaskDecoder], tmp_path: Path
+) -> None:
     with pytest.raises(FileNotFoundError, match="no config.json"):
         build_from_qwen_sam2(tmp_path, sam2_pt[0])
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "pixel_qwen2_5_vl"}))
@@ -129,3 +135,22 @@ def test_unipixel_tokens_are_added_after_qwens_specials() -> None:
     ids = token_ids_from_tokenizer(tokenizer)
     assert (ids.ref, ids.seg, ids.mem) == (502, 503, 504)
     assert tokenizer.encode("w3 <|seg|> w4", add_special_tokens=False) == [3, 503, 4]
+
+
+def test_current_transformers_weight_names_are_accepted(
+    qwen_dir: tuple[Path, Backbone], sam2_pt: tuple[Path, MaskDecoder], tmp_path: Path
+) -> None:
+    path, backbone = qwen_dir
+    for name in path.iterdir():
+        (tmp_path / name.name).write_bytes(name.read_bytes())
+    legacy = load_file(str(path / "model.safetensors"))
+    current = {re.sub(r"^(model\.)(?!visual)|^visual\.", _current_prefix, key): value for key, value in legacy.items()}
+    assert "model.language_model.norm.weight" in current and "model.visual.merger.ln_q.weight" in current
+    save_file(current, str(tmp_path / "model.safetensors"))
+    model, _ = build_from_qwen_sam2(tmp_path, sam2_pt[0], tiny_config().mask_decoder)
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+
+
+def _current_prefix(match: re.Match[str]) -> str:
+    return "model.language_model." if match.group(0) == "model." else "model.visual."
