@@ -1,6 +1,6 @@
 """Samples per second of the full training data pipeline, per DataLoader worker, on the synthetic corpus.
 
-Run: ``python benchmarks/data_pipeline.py [--image-size 448] [--steps 200] [--workers 2] [--json out.json]``.
+Run: ``python -m benchmarks.data_pipeline [--image-size 448] [--steps 200] [--workers 2] [--json out/data.json]``.
 
 Writes a synthetic shard set (``--records`` records, half images, half ``--video-frames``-frame videos, every task
 family), then times ``UniPixelDataModule``'s training loader: read the tar, decode the sampled JPEG frames and the
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,16 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import environment, format_table, write_json  # noqa: E402
-from unipixel_pl.config import preset  # noqa: E402
-from unipixel_pl.datamodules.build import build_sample  # noqa: E402
-from unipixel_pl.datamodules.datamodule import UniPixelDataModule  # noqa: E402
-from unipixel_pl.datamodules.health import SkipPolicy  # noqa: E402
-from unipixel_pl.datamodules.mixing import Source  # noqa: E402
-from unipixel_pl.datamodules.pipeline import read_records  # noqa: E402
-from unipixel_pl.datamodules.synthetic_shards import write_synthetic  # noqa: E402
+from benchmarks.common import environment, format_table, write_json
+from unipixel_pl.config import preset
+from unipixel_pl.datamodules.build import build_sample
+from unipixel_pl.datamodules.datamodule import UniPixelDataModule
+from unipixel_pl.datamodules.health import SkipPolicy
+from unipixel_pl.datamodules.mixing import Source
+from unipixel_pl.datamodules.pipeline import read_records
+from unipixel_pl.datamodules.synthetic_shards import write_synthetic
 
 
 def _module(args: argparse.Namespace, shards: Path, workers: int) -> UniPixelDataModule:
@@ -66,8 +63,8 @@ def loader_rate(args: argparse.Namespace, shards: Path, workers: int) -> dict[st
 def stage_breakdown(args: argparse.Namespace, shards: Path) -> list[dict[str, float]]:
     """Mean milliseconds per sample of each stage, in one process, over one pass of the corpus."""
     module = _module(args, shards, 0)
-    processor = module._processor(train=True)
-    collator = module._collator()
+    processor = module.sample_processor(train=True)
+    collator = module.collator()
     manifest_shards = module.shards("fit")[0].shards
     timings: dict[str, list[float]] = {"read tar + meta + mask tables": [], "frames, masks, template, prompts": []}
     timings |= {"qwen processor": [], "sam2 frames + masks": [], "collate": []}

@@ -22,9 +22,10 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.common import synchronize
 
 KERNEL_FAMILIES = {
-    "matmul": re.compile(r"gemm|cutlass|xmma|nvjet|wgmma|sm90_|cublas|addmm|\bmm\b|bmm|linear|conv", re.I),
     "attention": re.compile(r"flash|fmha|attention|sdpa|softmax", re.I),
+    "matmul": re.compile(r"gemm|cutlass|xmma|nvjet|wgmma|sm90_|cublas|addmm|\bmm\b|bmm|linear|conv", re.I),
 }
+"""Kernel-name patterns, tried in order (attention first: cuDNN's SDPA kernels also carry ``sm90``/``wgmma``)."""
 
 
 class _Stopwatch:

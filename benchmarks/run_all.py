@@ -4,7 +4,8 @@ Profiles: ``cpu-smoke`` (the tiny preset at toy sizes: what CI runs, seconds), `
 reference sizes) and ``gpu`` (3B and 7B with random weights at the reference sizes; ceilings, training, image
 query latency, SAM 2 propagation). With ``--isolate`` (default for ``gpu``) every job runs in its own process
 under its own time limit, within an overall ``--budget``; a job that fails or runs out of time is recorded and
-the next one runs.
+the next one runs. The whole ``gpu`` profile needs about 15 minutes on an H200; ``--only`` splits it into runs
+that fit a shorter lease (``benchmarks/RESULTS.md`` lists the commands used).
 
 Run: ``python -m benchmarks.run_all --profile gpu --out results/``.
 """
@@ -38,14 +39,29 @@ TRAIN, INFER, SAM2, CEIL = (
     f"benchmarks.{m}" for m in ("train_throughput", "inference_latency", "sam2_propagation", "ceilings")
 )
 TINY = ("--preset", "unipixel-tiny")
-SMOKE_TRAIN = (*TINY, "--image-side", "112", "--video-side", "112", "--frames", "2", "--steps", "1", "--warmup", "0")
+SMOKE_TRAIN = (*TINY, "--video-side", "56", "--frames", "2", "--steps", "1", "--warmup", "0", "--precision", "32")
 
 PROFILES: dict[str, tuple[Job, ...]] = {
     "cpu-smoke": (
         Job("ceilings", CEIL, ("--matmul-size", "64", "--copy-mib", "1"), 60),
-        Job("train-tiny", TRAIN, (*SMOKE_TRAIN, "--samples", "image", "--checkpointing", "on", "--phases"), 120),
-        Job("inference-tiny", INFER, (*TINY, "--sizes", "112x112", "--new-tokens", "2", "--repeats", "1"), 60),
-        Job("sam2-tiny", SAM2, (*TINY, "--frames", "2", "--chunk", "2", "--long-frames", "3", "--repeats", "1"), 60),
+        Job(
+            "train-tiny",
+            TRAIN,
+            (*SMOKE_TRAIN, "--recipes", "stage3", "--samples", "video", "--checkpointing", "on", "--phases"),
+            120,
+        ),
+        Job(
+            "inference-tiny",
+            INFER,
+            (*TINY, "--sizes", "56x56", "--new-tokens", "2", "--repeats", "1", "--warmup", "0"),
+            60,
+        ),
+        Job(
+            "sam2-tiny",
+            SAM2,
+            (*TINY, "--frames", "2", "--chunk", "2", "--long-frames", "3", "--frame-size", "72x128", "--repeats", "1"),
+            60,
+        ),
     ),
     "cpu": (
         Job("ceilings", CEIL, (), 120),
@@ -55,10 +71,10 @@ PROFILES: dict[str, tuple[Job, ...]] = {
     ),
     "gpu": (
         Job("ceilings", CEIL, (), 60),
-        Job("train-3b", TRAIN, ("--preset", "unipixel-3b", "--phases", "--profile"), 240),
+        Job("train-3b", TRAIN, ("--preset", "unipixel-3b", "--phases", "--profile"), 300),
         Job("inference-3b", INFER, ("--preset", "unipixel-3b", "--profile"), 120),
-        Job("sam2-b+", SAM2, ("--preset", "unipixel-3b", "--profile"), 150),
-        Job("train-3b-b4", TRAIN, ("--preset", "unipixel-3b", "--recipes", "stage3", "--batch-sizes", "4"), 150),
+        Job("sam2-b+", SAM2, ("--preset", "unipixel-3b", "--profile"), 120),
+        Job("train-3b-b4", TRAIN, ("--preset", "unipixel-3b", "--recipes", "stage3", "--batch-sizes", "4"), 240),
         Job("train-7b", TRAIN, ("--preset", "unipixel-7b", "--recipes", "stage3"), 180),
     ),
 }
@@ -100,14 +116,14 @@ def run_profile(jobs: Sequence[Job], out: Path, scratch: Path, isolate: bool, bu
 
 
 def tables(reports: dict[str, dict]) -> str:
-    """One text table per job with results (training, inference, SAM 2, ceilings)."""
+    """One text table per job (training, inference, SAM 2, ceilings), headed by its device and status."""
     sections = []
     for name, report in reports.items():
-        kind = report.get("benchmark")
-        rows, columns = ROW_BUILDERS.get(kind, (lambda r: [], ()))[0](report), ROW_BUILDERS.get(kind, (None, ()))[1]
-        status = report.get("job_status", "ok")
-        header = f"[{name}] {report.get('environment', {}).get('gpu', report.get('environment', {}).get('device', ''))}"
-        sections.append(f"{header} status: {status}\n" + (format_table(rows, columns) if rows else "(no results)"))
+        build_rows, columns = ROW_BUILDERS.get(report.get("benchmark"), (lambda _: [], ()))
+        rows = build_rows(report)
+        env = report.get("environment", {})
+        header = f"[{name}] {env.get('gpu', env.get('device', ''))} status: {report.get('job_status', 'ok')}"
+        sections.append(header + "\n" + (format_table(rows, columns) if rows else "(no results)"))
     return "\n\n".join(sections)
 
 

@@ -94,23 +94,23 @@ class _Context:
         table = (self.record.refer or self.record.masks) if refer else self.record.masks
         rows = [self.meta.objects[o].mask_index for o in objects]
         if table is None or min(rows, default=0) < 0:
-            raise bad(self.record.key, "missing_member", f"objects {objects} have no masks", self.record.url)
+            raise bad(self.record.unit_key, "missing_member", f"objects {objects} have no masks", self.record.url)
         return self._decode(table, rows)
 
     def _decode(self, table: MaskTable, rows: list[int]) -> np.ndarray:
         try:
             return table.decode(rows, self.indices)
         except InvalidRLEError as error:
-            raise bad(self.record.key, "invalid_rle", str(error), self.record.url) from error
+            raise bad(self.record.unit_key, "invalid_rle", str(error), self.record.url) from error
 
     def prompts(self, masks: np.ndarray, kind: str) -> list[PromptSpec]:
-        """One ``kind`` prompt per object of ``(T, O, H, W)`` masks; an object empty on every frame is skipped."""
+        """One ``kind`` prompt per object of ``(T, O, H, W)`` masks; an object empty on every frame is bad data."""
         prompts = []
         for o in range(masks.shape[1]):
             prompt = make_prompt(kind, masks[:, o], self.rng, self.config.sam_image_size, self.preferred)
             if prompt is None:
                 detail = f"prompt object {o} is empty on the sampled frames"
-                raise bad(self.record.key, "empty_object", detail, self.record.url)
+                raise bad(self.record.unit_key, "empty_object", detail, self.record.url)
             prompts.append(prompt)
         return prompts
 
@@ -125,10 +125,11 @@ class _Context:
         return messages
 
     def check_ref_tokens(self, turn: Turn) -> None:
+        """Raise unless the turn has one ``<|ref|>`` per object, and at least one."""
         count = turn.text.count(REF_TOKEN)
         if count != len(turn.objects) or count == 0:
             detail = f"turn has {count} {REF_TOKEN} for {len(turn.objects)} object(s): {turn.text!r}"
-            raise bad(self.record.key, "bad_meta", detail, self.record.url)
+            raise bad(self.record.unit_key, "bad_meta", detail, self.record.url)
 
 
 def _union_per_turn(ctx: _Context, turns: list[Turn]) -> np.ndarray:
@@ -160,7 +161,7 @@ def _region(ctx: _Context) -> TaskSample:
     empty = [o for i, o in enumerate(objects) if not masks[:, i].any()]
     if empty:
         detail = f"mask prompts of objects {empty} are empty on the sampled frames"
-        raise bad(ctx.record.key, "empty_object", detail, ctx.record.url)
+        raise bad(ctx.record.unit_key, "empty_object", detail, ctx.record.url)
     oids = [ctx.meta.objects[o].oid for o in objects]
     pairs = [(_region_question(ctx, turn), turn.answer) for turn in turns]
     pairs[0] = (memory_prefix(len(ctx.indices), masks, oids) + pairs[0][0], pairs[0][1])

@@ -18,8 +18,10 @@ from unipixel_pl.config import UniPixelConfig, preset
 from unipixel_pl.datamodules.build import BuildConfig
 from unipixel_pl.datamodules.collate import Collator, ShardBatch
 from unipixel_pl.datamodules.encode import SampleEncoder
+from unipixel_pl.datamodules.evaluation import ExactEvalStream
 from unipixel_pl.datamodules.mixing import Source, SourceShards, group_weights
-from unipixel_pl.datamodules.pipeline import ExactEvalStream, MixedTrainStream, SampleProcessor, StreamConfig
+from unipixel_pl.datamodules.pipeline import SampleProcessor, StreamConfig
+from unipixel_pl.datamodules.training import MixedTrainStream
 from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
 
@@ -101,7 +103,9 @@ class UniPixelDataModule(L.LightningDataModule):
             if name == "fit" or self.sources[name]:
                 self.shards(name)
 
-    def _processor(self, train: bool) -> SampleProcessor:
+    def sample_processor(self, train: bool) -> SampleProcessor:
+        """Record -> sample for training (random sampling, budget of 8 frames) or evaluation (first templates,
+        uniform sampling, budget of 16 frames)."""
         backbone = self.model_config.backbone
         tokenizer = build_tiny_tokenizer() if self.tokenizer_path is None else load_tokenizer(self.tokenizer_path)
         budget = TRAIN_BUDGET_FRAMES if train else EVAL_BUDGET_FRAMES
@@ -117,12 +121,14 @@ class UniPixelDataModule(L.LightningDataModule):
         )
         return SampleProcessor(encoder, config, self.max_num_tokens if train else None)
 
-    def _stream_config(self) -> StreamConfig:
+    def stream_config(self) -> StreamConfig:
+        """Seed, this process' rank and world size (from the trainer, else a single process) and buffer size."""
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return StreamConfig(self.seed, rank, world, self.shuffle_buffer)
 
-    def _collator(self) -> Collator:
+    def collator(self) -> Collator:
+        """Samples -> ``UniPixelBatch``, padding with the model's pad token."""
         return Collator(self.model_config.backbone.tokens.endoftext)
 
     def train_steps(self, world_size: int) -> int:
@@ -134,11 +140,11 @@ class UniPixelDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
-        config = self._stream_config()
+        config = self.stream_config()
         stream = MixedTrainStream(
             self.shards("fit"),
-            self._processor(train=True),
-            self._collator(),
+            self.sample_processor(train=True),
+            self.collator(),
             self.batch_size,
             config,
             self.train_steps(config.world_size),
@@ -149,10 +155,10 @@ class UniPixelDataModule(L.LightningDataModule):
     def _eval_loader(self, stage: str) -> DataLoader:
         stream = ExactEvalStream(
             self.shards(stage),
-            self._processor(train=False),
-            self._collator(),
+            self.sample_processor(train=False),
+            self.collator(),
             self.eval_batch_size,
-            self._stream_config(),
+            self.stream_config(),
         )
         return self._loader(stream, persistent=False)
 

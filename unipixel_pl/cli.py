@@ -40,6 +40,7 @@ def run_cli(args: list[str] | None = None) -> UniPixelCLI:
 EXTRA_COMMANDS = {
     "convert": "unipixel_pl.convert_cli:convert_main",
     "shards": "unipixel_pl.datamodules.shards_cli:shards_main",
+    "infer": "unipixel_pl.inference.cli:infer_main",
 }
 
 

@@ -1,9 +1,10 @@
 """Test-only pieces for the distributed and resume tests, importable by ``unipixel fit`` subprocesses.
 
-``RankBlockSyntheticDataModule`` is the synthetic corpus with task blocks of ``batch_size x world_size`` samples:
-Lightning's ``DistributedSampler`` (no shuffle) deals index ``i`` to rank ``i % world_size``, so each step's
-``world_size x batch_size`` consecutive samples share one task on every rank, and the samples of a step are the
-same whether one process takes them all or several split them. Its loader is a ``ResumableDataLoader``.
+``RankBlockSyntheticDataModule`` is the synthetic corpus with task blocks of ``batch_size x world_size`` samples,
+dealt by an unshuffled ``DistributedSampler`` (index ``i`` to rank ``i % world_size``; run the Trainer with
+``use_distributed_sampler=False``, since Lightning's own training sampler always shuffles). Each step's
+``world_size x batch_size`` consecutive samples then share one task on every rank, and a step holds the same
+samples whether one process takes them all or several split them. Its loader is a ``ResumableDataLoader``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from unipixel_pl.datamodules.collate import Collator
 from unipixel_pl.datamodules.synthetic import SyntheticDataModule, SyntheticDataset
@@ -39,7 +40,10 @@ class RankBlockSyntheticDataModule(SyntheticDataModule):
             seed=self.seed,
         )
         collate = Collator(self.model_config.backbone.tokens.endoftext)
-        return ResumableDataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate)
+        sampler = None
+        if world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False)
+        return ResumableDataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate)
 
 
 class StepRecorder(Callback):
@@ -90,3 +94,20 @@ class KillAtStep(Callback):
     ) -> None:
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class StopAtStep(Callback):
+    """Ends training gracefully (last checkpoint written) once ``step`` optimizer steps are done, mid-epoch.
+
+    Args:
+        step: global step after which to stop.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True

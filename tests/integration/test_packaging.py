@@ -27,7 +27,13 @@ def test_wheel_has_only_the_unipixel_pl_namespace(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"unipixel_pl"}
-    assert "unipixel_pl/datamodules/synthetic.py" in names
-    assert "unipixel_pl/callbacks/__init__.py" in names
+    installed = {
+        "unipixel_pl": "unipixel_pl",
+        "datamodules": "unipixel_pl/datamodules",
+        "callbacks": "unipixel_pl/callbacks",
+    }
+    sources = [line for line in tracked.stdout.splitlines() if line.endswith(".py") and "/" in line]
+    expected = {installed[s.split("/")[0]] + s[s.index("/") :] for s in sources if s.split("/")[0] in installed}
+    assert expected - set(names) == set(), "modules missing from the wheel (add their package to pyproject.toml)"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "unipixel = unipixel_pl.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

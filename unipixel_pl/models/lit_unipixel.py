@@ -31,7 +31,7 @@ class LitUniPixel(L.LightningModule):
         config: the model; defaults to the ``unipixel-tiny`` preset.
         optimizer: AdamW, schedule, per-module learning rates and freezing.
         generation: decoding settings for ``predict``.
-        seed: seeds the per-sample object subsampling and the dropout of each training step.
+        seed: seeds the backbone's random initialisation, the per-sample object subsampling and each step's dropout.
         lora: LoRA adapters on the backbone (None: no LoRA).
         init_weights: start from these weights instead of the random/donor initialisation: one of our checkpoint
             directories (``unipixel_pl.checkpoints.ours``) or a training checkpoint of a previous stage (a
@@ -83,19 +83,28 @@ class LitUniPixel(L.LightningModule):
         reference does (or load ``init_weights``), add LoRA, apply freezing, and shard under FSDP2."""
         if self.backbone.model is not None:
             return
-        if self.init_weights is not None:
-            load_initial_weights(self, self.init_weights)
-        else:
-            self.backbone.configure_model()
-            self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)
-            self.prompt_encoder.init_from_merger(self.backbone.model.model.visual.merger.mlp)
+        # Seeded here: strategies re-seed the global generator differently before this hook runs.
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.seed)
+            self._build_backbone()
+            if self.lora_config is not None:
+                inject_lora(self.backbone.hf_model, self.lora_config)
         trainable = self.optimizer_config.trainable
-        if self.lora_config is not None:
-            inject_lora(self.backbone.hf_model, self.lora_config)
-            trainable = None if trainable is None else [*trainable, LORA_MARKER]
+        if self.lora_config is not None and trainable is not None:
+            trainable = [*trainable, LORA_MARKER]
         apply_trainable(self, trainable)
         if self.device_mesh is not None:
             shard_model(self, self.device_mesh["data_parallel"], self.trainer.precision)
+
+    def _build_backbone(self) -> None:
+        """Load ``init_weights``, or build the backbone at random and copy the heads' donor parameters."""
+        if self.init_weights is not None:
+            load_initial_weights(self, self.init_weights)
+            return
+        self.backbone.configure_model()
+        self.prompt_encoder.init_from_sam2(self.mask_decoder.prompt_encoder)
+        self.prompt_encoder.init_from_merger(self.backbone.hf_model.model.visual.merger.mlp)
 
     # ------------------------------------------------------------------ forward
     def run_backbone(self, batch: UniPixelBatch, use_cache: bool = False) -> BackboneOutput:

@@ -11,9 +11,11 @@ import torch
 
 from unipixel_pl.datamodules.collate import ShardBatch
 from unipixel_pl.datamodules.datamodule import UniPixelDataModule
+from unipixel_pl.datamodules.evaluation import ExactEvalStream
 from unipixel_pl.datamodules.manifest import load_manifest
 from unipixel_pl.datamodules.mixing import Source
-from unipixel_pl.datamodules.pipeline import ExactEvalStream, MixedTrainStream, StreamConfig
+from unipixel_pl.datamodules.pipeline import StreamConfig
+from unipixel_pl.datamodules.training import MixedTrainStream
 
 STEPS = 6
 
@@ -26,8 +28,8 @@ def _module(corpus: Path, **kwargs: object) -> UniPixelDataModule:
 
 def _train_stream(module: UniPixelDataModule, rank: int, world: int) -> MixedTrainStream:
     config = StreamConfig(module.seed, rank, world, module.shuffle_buffer)
-    processor = module._processor(train=True)
-    return MixedTrainStream(module.shards("fit"), processor, module._collator(), module.batch_size, config, STEPS)
+    processor = module.sample_processor(train=True)
+    return MixedTrainStream(module.shards("fit"), processor, module.collator(), module.batch_size, config, STEPS)
 
 
 def test_every_rank_runs_the_same_data_type_at_every_step(corpus: Path) -> None:
@@ -70,7 +72,7 @@ def test_evaluation_reads_every_sample_exactly_once(corpus: Path) -> None:
     keys = []
     for rank in range(2):
         stream = ExactEvalStream(
-            module.shards("validate"), module._processor(False), module._collator(), 2, StreamConfig(0, rank, 2)
+            module.shards("validate"), module.sample_processor(False), module.collator(), 2, StreamConfig(0, rank, 2)
         )
         loader = module._loader(stream, persistent=False)
         for batch in loader:

@@ -14,11 +14,13 @@ import pytest
 
 from unipixel_pl.datamodules.collate import Collator
 from unipixel_pl.datamodules.encode import SampleEncoder
+from unipixel_pl.datamodules.evaluation import ExactEvalStream
 from unipixel_pl.datamodules.health import BadSample, BadSampleError
 from unipixel_pl.datamodules.mixing import Source, SourceShards
-from unipixel_pl.datamodules.pipeline import ExactEvalStream, MixedTrainStream, StreamConfig
+from unipixel_pl.datamodules.pipeline import StreamConfig
 from unipixel_pl.datamodules.reader import iter_tar
 from unipixel_pl.datamodules.synthetic_shards import synthetic_sample
+from unipixel_pl.datamodules.training import MixedTrainStream
 from unipixel_pl.datamodules.writer import write_shards
 
 from .shard_helpers import make_processor, read_raw, write_raw
@@ -118,4 +120,19 @@ def test_shard_cut_at_a_record_boundary_is_reported_against_the_manifest(
     source = SourceShards.load(Source(str(directory)))
     stream = ExactEvalStream([source], make_processor(encoder, train=False), Collator(0), 1, StreamConfig())
     with pytest.raises(BadSampleError, match="read 3 records, the manifest lists 4"):
+        list(stream)
+
+
+def test_a_data_type_without_any_usable_sample_stops_with_its_name(
+    clean: Path, tmp_path: Path, encoder: SampleEncoder
+) -> None:
+    directory = tmp_path / "all_bad"
+    shutil.copytree(clean, directory)
+    records = read_raw(_shard(clean))
+    for record in records:
+        _corrupt_jpeg(record)
+    write_raw(_shard(directory), records)
+    source = SourceShards.load(Source(str(directory)))
+    stream = MixedTrainStream([source], make_processor(encoder), Collator(0), 1, StreamConfig(shuffle_buffer=1), 1)
+    with pytest.raises(RuntimeError, match="seg_image: 200 samples failed in a row"):
         list(stream)
