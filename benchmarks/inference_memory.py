@@ -10,7 +10,8 @@ Two cases, each in its own process so the peaks do not mix:
 
 Resident memory (``/proc/self/status`` VmRSS on CPU, allocated memory on CUDA) is read after setup (model built,
 one 2-frame warm-up), then after every frame; the report gives the setup figure, the largest figure seen while
-streaming, and the figures at frames 1 and 16 and at the last frame. Run::
+streaming, the figures at frames 1 and 16 and at the last frame, and the process high-water mark (``ru_maxrss`` on
+CPU, which also catches the LLM prefill between two readings; peak allocated memory on CUDA). Run::
 
     python -m benchmarks.inference_memory --case predictor --frames 300
     python -m benchmarks.inference_memory --case sam2 --preset unipixel-3b --frames 40
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import environment, write_json
+from benchmarks.common import environment, peak_memory_gib, write_json
 from unipixel_pl.checkpoints.ours import save_ours
 from unipixel_pl.config import preset
 from unipixel_pl.inference.media import Media
@@ -133,6 +134,7 @@ def main() -> None:
         "at_frame_1_mib": round(streamed[0], 1),
         "at_frame_16_mib": round(streamed[min(15, len(streamed) - 1)], 1),
         "at_last_frame_mib": round(streamed[-1], 1),
+        "process_high_water_mib": round(peak_memory_gib(device) * 1024, 1),
         "environment": environment(device),
     }
     print({key: value for key, value in result.items() if key != "environment"})

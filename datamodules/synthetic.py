@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from unipixel_pl.config import UniPixelConfig, preset
 from unipixel_pl.datamodules.collate import Collator
@@ -17,6 +17,7 @@ from unipixel_pl.datamodules.encode import SampleEncoder, SampleRecord
 from unipixel_pl.datamodules.scenes import make_scene
 from unipixel_pl.datamodules.tasks import BUILDERS, TASKS
 from unipixel_pl.processing import UniPixelProcessor
+from unipixel_pl.resumable_loader import ResumableDataLoader
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
 
 
@@ -111,19 +112,29 @@ class SyntheticDataModule(L.LightningDataModule):
         return self._encoder
 
     def _loader(self, stage: str, offset: int) -> DataLoader:
+        """Training blocks span all ranks of a step (same task everywhere) and the loader resumes mid-epoch."""
+        training = stage == "fit"
+        world_size = self.trainer.world_size if training and self.trainer is not None else 1
         dataset = SyntheticDataset(
             self.encoder,
             self.sizes[stage],
             self.tasks,
-            block=self.batch_size,
+            block=self.batch_size * world_size,
             video_frames=self.video_frames,
             height=self.image_size,
             width=self.image_size,
             seed=self.seed + offset,
         )
-        collate = Collator(self.model_config.backbone.tokens.endoftext)
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=collate
+        sampler = None
+        if world_size > 1:  # interleaved ranks: the k-th batch of every rank lies in block k
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False)
+        loader = ResumableDataLoader if training else DataLoader
+        return loader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=Collator(self.model_config.backbone.tokens.endoftext),
         )
 
     def train_dataloader(self) -> DataLoader:

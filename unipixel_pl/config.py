@@ -223,7 +223,9 @@ class LoraConfig:
     alpha: float = 256.0
     """Scaling numerator: the update is ``(alpha / r) * B @ A``."""
     dropout: float = 0.1
-    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "attn.qkv", "attn.proj"])
+    targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "attn.qkv", "attn.proj"]
+    )
     """Linear layers of the backbone whose name ends with one of these (LLM self-attention, ViT attention)."""
     adapter: str | None = None
     """An adapter-only safetensors file loaded right after injection; its keys are relative to the transformers

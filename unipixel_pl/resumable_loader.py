@@ -16,6 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
+
 class _SkipFirstBatches:
     """A batch sampler that drops its first ``skip`` batches once (later epochs see every batch)."""
 

@@ -1,10 +1,8 @@
 """Test-only pieces for the distributed and resume tests, importable by ``unipixel fit`` subprocesses.
 
-``RankBlockSyntheticDataModule`` is the synthetic corpus with task blocks of ``batch_size x world_size`` samples,
-dealt by an unshuffled ``DistributedSampler`` (index ``i`` to rank ``i % world_size``; run the Trainer with
-``use_distributed_sampler=False``, since Lightning's own training sampler always shuffles). Each step's
-``world_size x batch_size`` consecutive samples then share one task on every rank, and a step holds the same
-samples whether one process takes them all or several split them. Its loader is a ``ResumableDataLoader``.
+The synthetic corpus deals training task blocks of ``batch_size x world_size`` samples through an unshuffled
+``DistributedSampler``, so each step's samples share one task on every rank and a step holds the same samples
+whether one process takes them all or several split them; its loader is a ``ResumableDataLoader``.
 """
 
 from __future__ import annotations
@@ -17,33 +15,6 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, DistributedSampler
-
-from unipixel_pl.datamodules.collate import Collator
-from unipixel_pl.datamodules.synthetic import SyntheticDataModule, SyntheticDataset
-from unipixel_pl.resumable_loader import ResumableDataLoader
-
-
-class RankBlockSyntheticDataModule(SyntheticDataModule):
-    """``SyntheticDataModule`` whose training task blocks span all ranks of a step, with a resumable loader."""
-
-    def train_dataloader(self) -> DataLoader:
-        world_size = self.trainer.world_size if self.trainer is not None else 1
-        dataset = SyntheticDataset(
-            self.encoder,
-            self.sizes["fit"],
-            self.tasks,
-            block=self.batch_size * world_size,
-            video_frames=self.video_frames,
-            height=self.image_size,
-            width=self.image_size,
-            seed=self.seed,
-        )
-        collate = Collator(self.model_config.backbone.tokens.endoftext)
-        sampler = None
-        if world_size > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False)
-        return ResumableDataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=collate)
 
 
 class StepRecorder(Callback):

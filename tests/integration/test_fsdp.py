@@ -2,9 +2,10 @@
 
 Every run trains the tiny model on one epoch of 6 steps of a global batch of 4 (one process x 4, or two x 2) in
 fp32 with gradient clipping at 1.0. Each step's 4 samples share a task on every rank and are the same samples in
-every layout (``RankBlockSyntheticDataModule``); the LM loss is the per-sample mean (the reference's), so the mean
-of the two ranks' losses is the one-process loss. Two-process runs start under ``torchrun`` and stop after 3 steps
-(mid-epoch, keeping the 6-step schedule); the FSDP2 one is then resumed from its sharded checkpoint.
+every layout (the synthetic corpus deals task blocks across ranks); the LM loss is the per-sample mean (the
+reference's), so the mean of the two ranks' losses is the one-process loss. Two-process runs start under
+``torchrun`` and stop after 3 steps (mid-epoch, keeping the 6-step schedule); the FSDP2 one is then resumed from
+its sharded checkpoint.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def fit_args(root: Path, processes: int, strategy: dict | None = None, end: str 
         str(REPO_ROOT / "configs/data/synthetic.yaml"),
         "--config",
         str(write_trainer(root, strategy, end)),
-        f"--data.class_path={SUPPORT}.RankBlockSyntheticDataModule",
+        "--data.class_path=unipixel_pl.datamodules.synthetic.SyntheticDataModule",
         f"--data.init_args.train_samples={GLOBAL_BATCH * STEPS}",
         f"--data.init_args.batch_size={GLOBAL_BATCH // processes}",
         "--data.init_args.image_size=64",

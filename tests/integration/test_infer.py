@@ -139,8 +139,17 @@ def test_bad_input_exits_with_a_message(
     assert re.search(message, error), error
 
 
-def test_malformed_option_is_a_usage_error(media: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--point", "1;2"], "argument --point: cannot parse '1;2': expected X,Y[@FRAME]"),
+        (["--box", "1,2,3"], "argument --box: cannot parse '1,2,3': expected X1,Y1,X2,Y2[@FRAME]"),
+        (["--llm-frames", "0"], "argument --llm-frames: expected a positive integer, got '0'"),
+    ],
+)
+def test_malformed_option_is_a_usage_error(
+    media: dict[str, Path], capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        infer_main([str(media["image"]), "Describe <|ref|>.", "--ckpt", str(media["ckpt"]), "--point", "1;2"])
-    assert exit_info.value.code == 2
-    assert "argument --point: cannot parse '1;2': expected X,Y[@FRAME]" in capsys.readouterr().err
+        infer_main([str(media["image"]), "Describe <|ref|>.", "--ckpt", str(media["ckpt"]), *option])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -84,7 +84,7 @@ def fit_args(root: Path, kill: bool = False) -> list[str]:
         str(REPO_ROOT / "configs/data/synthetic.yaml"),
         "--config",
         str(write_trainer(root, kill)),
-        "--data.class_path=tests.integration.distributed_support.RankBlockSyntheticDataModule",
+        "--data.class_path=unipixel_pl.datamodules.synthetic.SyntheticDataModule",
         f"--data.init_args.train_samples={2 * STEPS_PER_EPOCH}",
         "--data.init_args.val_samples=2",
         "--data.init_args.image_size=64",

@@ -47,6 +47,12 @@ def _option(parse: Callable[[str], RegionPrompt]) -> Callable[[str], RegionPromp
     return convert
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = InferenceSettings()
     parser = argparse.ArgumentParser(prog="unipixel infer", description=__doc__.split("\n\n")[0])
@@ -83,12 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="auto: bfloat16 on CUDA, else float32")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    parser.add_argument("--max-input-tokens", type=int, default=defaults.max_input_tokens, help="refuse longer inputs")
-    parser.add_argument("--llm-frames", type=int, default=defaults.llm_frames, help="frames sampled for the LLM")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="requests per LLM batch")
+    parser.add_argument("--max-new-tokens", type=_positive, default=defaults.max_new_tokens)
+    parser.add_argument("--max-input-tokens", type=_positive, default=defaults.max_input_tokens, help="refuse longer")
+    parser.add_argument("--llm-frames", type=_positive, default=defaults.llm_frames, help="frames sampled for the LLM")
+    parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size, help="requests per LLM batch")
     parser.add_argument("--animation", choices=ANIMATIONS, default="gif", help="overlay animation of videos")
-    parser.add_argument("--overlay-size", type=int, default=480, help="longest side of animation frames")
+    parser.add_argument("--overlay-size", type=_positive, default=480, help="longest side of animation frames")
     return parser
 
 
@@ -103,7 +109,12 @@ def infer_main(argv: list[str] | None = None) -> int:
         requests = [Request(media, prompt, list(args.regions), masks) for prompt in args.prompts]
         for request in requests:  # before the (slow) model load
             check_request(request, media)
-        settings = InferenceSettings(args.max_new_tokens, args.max_input_tokens, args.llm_frames, args.batch_size)
+        settings = InferenceSettings(
+            max_new_tokens=args.max_new_tokens,
+            max_input_tokens=args.max_input_tokens,
+            llm_frames=args.llm_frames,
+            batch_size=args.batch_size,
+        )
         predictor = Predictor.from_pretrained(args.ckpt, args.device, DTYPES[args.dtype], settings)
         stream = predictor.stream(requests)
         summary = write_outputs(args.out, stream, requests, args.animation, args.overlay_size, {"ckpt": str(args.ckpt)})

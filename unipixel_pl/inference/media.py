@@ -61,8 +61,8 @@ class Media:
         for index, frame in self._decode(wanted):
             if frame.shape[:2] != self.frame_size:
                 raise MediaError(
-                    f"frame {index} of {self.source} is {frame.shape[0]}x{frame.shape[1]}, the first frame "
-                    f"{self.frame_size[0]}x{self.frame_size[1]}; every frame must have one size"
+                    f"frame {index} of {self.source} is {frame.shape[1]}x{frame.shape[0]} (WxH) but the first frame "
+                    f"is {self.frame_size[1]}x{self.frame_size[0]}; every frame must have one size"
                 )
             yield index, frame
 
@@ -122,7 +122,11 @@ class VideoFile(Media):
             raise MediaError(f"{self.source} ended after {index + 1} frames while frame {last} was expected")
 
 
-def open_media(source: str | Path | np.ndarray | Image.Image | Media) -> Media:
+MediaSource = str | Path | np.ndarray | Image.Image | Media
+"""What names a media: a path (image, video, frame folder), a PIL image, a uint8 array or an opened ``Media``."""
+
+
+def open_media(source: MediaSource) -> Media:
     """Open an image, a video file, a folder of frames, a PIL image or a uint8 ``(T, H, W, 3)`` or ``(H, W, 3)`` array.
 
     Raises:
@@ -190,8 +194,8 @@ def _folder_media(path: Path) -> Media:
     for frame_path, size in zip(paths, sizes, strict=True):
         if size != sizes[0]:
             raise MediaError(
-                f"frame {frame_path.name} of {str(path)!r} is {size[0]}x{size[1]} but {paths[0].name} is "
-                f"{sizes[0][0]}x{sizes[0][1]}; every frame of a folder must have one size"
+                f"frame {frame_path.name} of {str(path)!r} is {size[1]}x{size[0]} (WxH) but {paths[0].name} is "
+                f"{sizes[0][1]}x{sizes[0][0]}; every frame of a folder must have one size"
             )
     return ImageFiles(str(path), "frames", len(paths), sizes[0], [p.stem for p in paths], paths=paths)
 

@@ -28,7 +28,7 @@ from unipixel_pl.checkpoints.ours import is_ours, load_ours
 from unipixel_pl.datamodules.collate import Collator
 from unipixel_pl.inference.decoding import batched_greedy_decode
 from unipixel_pl.inference.encoding import EncodedRequest, encode_request
-from unipixel_pl.inference.media import Media, open_media
+from unipixel_pl.inference.media import Media, MediaSource, open_media
 from unipixel_pl.inference.requests import MaskPrompt, RegionPrompt, Request, read_mask
 from unipixel_pl.inference.streaming import track_media
 from unipixel_pl.models.lit_unipixel import LitUniPixel
@@ -51,6 +51,11 @@ class InferenceSettings:
     """Frames sampled uniformly for the LLM (SAM 2 always sees every frame)."""
     batch_size: int = 8
     """Requests decoded together in one LLM batch."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "max_input_tokens", "llm_frames", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"InferenceSettings.{name} must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -139,7 +144,8 @@ class Predictor:
             checkpoint_dir: ``unipixel.json`` + weights (ours) or ``config.json`` of ``pixel_qwen2_5_vl`` (official,
                 loaded with the reference switches the published weights need).
             device: default ``cuda`` when available, else ``cpu``.
-            dtype: default bfloat16 on CUDA, float32 on CPU.
+            dtype: the backbone's dtype; default bfloat16 on CUDA, float32 on CPU. The prompt encoder, pointer
+                head and SAM 2 always run in float32 (read at ``dtype`` first: exact for bf16 checkpoints).
             settings: see :class:`InferenceSettings`.
 
         Raises:
@@ -148,6 +154,8 @@ class Predictor:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         model, processor = load_checkpoint(checkpoint_dir, dtype)
+        for part in (model.prompt_encoder, model.pointer_head, model.mask_decoder):
+            part.float()  # SAM 2's point encoder needs float32 buffers; the three parts are small
         return cls(model.to(device), processor, settings)
 
     @property
@@ -156,7 +164,7 @@ class Predictor:
 
     def predict(
         self,
-        media: object,
+        media: MediaSource,
         prompt: str,
         points: Sequence[Sequence[float]] = (),
         boxes: Sequence[Sequence[float]] = (),
@@ -224,7 +232,8 @@ class Predictor:
             Answer(self._text(d.token_ids), d.token_ids, e.llm_frames, e.input_tokens, d.seg_states.shape[0])
             for d, e in zip(decoded, encoded, strict=True)
         ]
-        return answers, [self.model.pointer_head(d.seg_states) for d in decoded]
+        head_dtype = next(self.model.pointer_head.parameters()).dtype
+        return answers, [self.model.pointer_head(d.seg_states.to(head_dtype)) for d in decoded]
 
     def _text(self, token_ids: list[int]) -> str:
         end = self.model.config.backbone.tokens.im_end
@@ -283,11 +292,11 @@ def _open_all(requests: Sequence[Request]) -> list[Media]:
     for request in requests:
         key = _media_key(request.media)
         if key not in opened:
-            opened[key] = open_media(request.media)  # type: ignore[arg-type]
+            opened[key] = open_media(request.media)
     return [opened[_media_key(request.media)] for request in requests]
 
 
-def _media_key(source: object) -> object:
+def _media_key(source: MediaSource) -> object:
     return str(Path(source).resolve()) if isinstance(source, (str, Path)) else id(source)
 
 

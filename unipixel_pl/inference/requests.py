@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from unipixel_pl.config import MEM_TOKEN, REF_TOKEN
-from unipixel_pl.inference.media import Media
+from unipixel_pl.inference.media import Media, MediaSource
 from unipixel_pl.types import VisualPrompt
 
 _FRAME_SUFFIX = re.compile(r"^(?P<body>.*)@(?P<frame>\d+)$")
@@ -77,7 +77,7 @@ class Request:
         masks: mask prompts; mask ``k`` is object ``[k]``.
     """
 
-    media: object
+    media: MediaSource
     prompt: str
     regions: list[RegionPrompt] = field(default_factory=list)
     masks: list[MaskPrompt] = field(default_factory=list)

@@ -238,5 +238,7 @@ class LitUniPixel(L.LightningModule):
         groups = parameter_groups(self, cfg)
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
         # Measured lazily: counting batches now would build the train loader before a resumed checkpoint is loaded.
-        scheduler = warmup_cosine(optimizer, lambda: max(1, int(self.trainer.estimated_stepping_batches)), cfg.warmup_ratio)
+        scheduler = warmup_cosine(
+            optimizer, lambda: max(1, int(self.trainer.estimated_stepping_batches)), cfg.warmup_ratio
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -89,5 +89,5 @@ def test_missing_empty_or_mixed_folders_are_refused(tmp_path: Path) -> None:
         open_media(tmp_path / "empty")
     folder = write_frame_folder(tmp_path / "mixed", moving_square(2))
     Image.fromarray(moving_square(1, height=32)[0]).save(folder / "frame_3.png")
-    with pytest.raises(MediaError, match="frame_3.png .* is 32x64 but frame_1.png is 48x64"):
+    with pytest.raises(MediaError, match="frame_3.png .* is 64x32 \\(WxH\\) but frame_1.png is 64x48"):
         open_media(folder)

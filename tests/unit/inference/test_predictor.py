@@ -14,7 +14,7 @@ from tests.unit.inference.helpers import moving_square
 from unipixel_pl.checkpoints.official import save_official
 from unipixel_pl.inference.encoding import encode_request
 from unipixel_pl.inference.media import open_media
-from unipixel_pl.inference.predictor import CheckpointError, Predictor
+from unipixel_pl.inference.predictor import CheckpointError, InferenceSettings, Predictor
 from unipixel_pl.inference.requests import RegionPrompt, Request
 from unipixel_pl.models.generation import greedy_generate
 from unipixel_pl.models.sam2_transforms import sam2_transform
@@ -69,6 +69,23 @@ def test_masks_given_as_arrays_and_files(predictor: Predictor, tmp_path: Path) -
     from_array = predictor.predict(FRAMES[0], "What colour is [0]? <|seg|>", masks=[mask])
     from_file = predictor.predict(FRAMES[0], "What colour is [0]? <|seg|>", masks=[tmp_path / "mask.png"])
     assert from_array.token_ids == from_file.token_ids and torch.equal(from_array.masks, from_file.masks)
+
+
+def test_bfloat16_backbone_with_float32_heads_agrees_with_float32(tiny_checkpoint: Path, predictor: Predictor) -> None:
+    half = Predictor.from_pretrained(tiny_checkpoint, "cpu", torch.bfloat16, predictor.settings)
+    assert half.model.backbone.hf_model.dtype == torch.bfloat16
+    assert {p.dtype for p in half.model.mask_decoder.parameters()} == {torch.float32}
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[12:28, 0:16] = True
+    request = {"media": FRAMES[:4], "prompt": "Is [0] <|ref|> like [0]? <|seg|>", "points": [(8, 20, 1)]}
+    low, full = half.predict(**request, masks=[mask]), predictor.predict(**request, masks=[mask])
+    assert low.masks.shape == full.masks.shape == (1, 4, 48, 64)
+    assert (low.masks != full.masks).float().mean() < 0.01
+
+
+def test_settings_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="InferenceSettings.llm_frames must be at least 1, got 0"):
+        InferenceSettings(llm_frames=0)
 
 
 def test_official_checkpoints_are_detected(predictor: Predictor, tmp_path: Path) -> None:
