@@ -10,7 +10,8 @@ Two cases, each in its own process so the peaks do not mix:
 
 Resident memory (``/proc/self/status`` VmRSS on CPU, allocated memory on CUDA) is read after setup (model built,
 one 2-frame warm-up), then after every frame; the report gives the setup figure, the largest figure seen while
-streaming, the figures at frames 1 and 16 and at the last frame, and the process high-water mark (``ru_maxrss`` on
+streaming, the figure at frame 1, the peaks over frames 1-16 (SAM 2's memory bank fills up) and after frame 16
+(it is full), the figure at the last frame, and the process high-water mark (``ru_maxrss`` on
 CPU, which also catches the LLM prefill between two readings; peak allocated memory on CUDA). Run::
 
     python -m benchmarks.inference_memory --case predictor --frames 300
@@ -132,7 +133,8 @@ def main() -> None:
         "setup_mib": round(setup, 1),
         "peak_while_streaming_mib": round(max(streamed), 1),
         "at_frame_1_mib": round(streamed[0], 1),
-        "at_frame_16_mib": round(streamed[min(15, len(streamed) - 1)], 1),
+        "peak_frames_1_to_16_mib": round(max(streamed[:16]), 1),
+        "peak_after_frame_16_mib": round(max(streamed[16:]), 1) if len(streamed) > 16 else None,
         "at_last_frame_mib": round(streamed[-1], 1),
         "process_high_water_mib": round(peak_memory_gib(device) * 1024, 1),
         "environment": environment(device),

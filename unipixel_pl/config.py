@@ -276,7 +276,8 @@ def _tiny() -> UniPixelConfig:
         memory_dim=16,
         dropout=0.0,
     )
-    return UniPixelConfig(backbone=backbone, mask_decoder=mask_decoder)
+    # the reference ties the frame code to SAM 2's width (hidden_dim / 2 features), as the official format assumes
+    return UniPixelConfig(backbone=backbone, mask_decoder=mask_decoder, temporal_features=mask_decoder.hidden_dim // 2)
 
 
 def _seven_b() -> UniPixelConfig:

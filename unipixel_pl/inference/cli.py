@@ -56,7 +56,9 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     defaults = InferenceSettings()
     parser = argparse.ArgumentParser(prog="unipixel infer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("media", type=Path, help="image, video file (mp4, mov, mkv, ...) or folder of frames")
+    parser.add_argument(
+        "media", type=Path, metavar="MEDIA", help="image, video file (mp4, mov, mkv, ...) or folder of frames"
+    )
     parser.add_argument("prompts", nargs="+", metavar="PROMPT", help="question(s); one request each")
     parser.add_argument("--ckpt", type=Path, required=True, help="UniPixel checkpoint directory (ours or official)")
     regions = parser.add_argument_group("visual prompts (original pixels; FRAME is a media frame index, default 0)")
@@ -89,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="auto: bfloat16 on CUDA, else float32")
-    parser.add_argument("--max-new-tokens", type=_positive, default=defaults.max_new_tokens)
-    parser.add_argument("--max-input-tokens", type=_positive, default=defaults.max_input_tokens, help="refuse longer")
+    parser.add_argument("--max-new-tokens", type=_positive, default=defaults.max_new_tokens, help="answer length")
+    parser.add_argument(
+        "--max-input-tokens", type=_positive, default=defaults.max_input_tokens, help="refuse longer inputs"
+    )
     parser.add_argument("--llm-frames", type=_positive, default=defaults.llm_frames, help="frames sampled for the LLM")
     parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size, help="requests per LLM batch")
     parser.add_argument("--animation", choices=ANIMATIONS, default="gif", help="overlay animation of videos")
