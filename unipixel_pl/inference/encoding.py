@@ -70,8 +70,8 @@ def encode_request(
     """Check ``request`` against ``media`` and build its LLM inputs.
 
     Raises:
-        RequestError: see :func:`check_request`; also too many prompted frames or an input longer than
-            ``max_input_tokens``.
+        RequestError: see :func:`check_request`; also too many prompted frames, text the chat template refuses,
+            frames the Qwen resize refuses, or an input longer than ``max_input_tokens``.
         MediaError: a frame cannot be decoded.
     """
     check_request(request, media)
@@ -81,7 +81,10 @@ def encode_request(
     frames = media.read(indices)
     refer_masks = _refer_masks(request, position, frames.shape)
     text = request.prompt if refer_masks is None else _prefix(refer_masks) + request.prompt
-    encoded = processor(_messages(text, len(indices)), videos=[frames], add_generation_prompt=True)
+    try:
+        encoded = processor(_messages(text, len(indices)), videos=[frames], add_generation_prompt=True)
+    except ValueError as error:  # control tokens in the text, an extreme aspect ratio
+        raise RequestError(f"cannot encode the request: {error}") from error
     length = int(encoded["input_ids"].shape[0])
     _check_length(length, int((encoded["input_ids"] == processor.token_ids.video).sum()), max_input_tokens)
     grid = encoded["video_grid_thw"]

@@ -5,12 +5,14 @@ requests are decoded greedily together (:mod:`~unipixel_pl.inference.decoding`),
 or the answer becomes SAM 2 prompt tokens; SAM 2 then tracks the objects of all requests on one media together,
 from frame 0 through every frame of the media, decoding each frame once (:mod:`~unipixel_pl.inference.streaming`).
 
-Memory. :meth:`Predictor.stream` holds one frame at a time; :meth:`Predictor.predict` additionally returns every mask
-``(O, T, H, W)`` (``O·T·H·W`` bytes). Measured with ``benchmarks/inference_memory.py`` (tiny preset, CPU, 2 threads,
-a 300-frame 320x240 video, one object): peak RSS of the streamed SAM 2 pass grows by about 6 MB over the loaded model
-at 300 frames, the same as at 30 frames; SAM 2.1 Hiera-B+ at 768 alone (random weights, CPU, fp32) peaks about
-0.4 GB above its weights for 30 frames and is again flat in ``T``, so 300 frames need the same; the 3B backbone
-(7.5 GB in bf16) and its 16-frame prefill come on top. See ``docs/INFERENCE.md`` for how these were measured.
+Memory. :meth:`Predictor.stream` holds one frame at a time; :meth:`Predictor.predict` also returns every mask
+``(O, T, H, W)`` (``O·T·H·W`` bytes). Measured with ``python -m benchmarks.inference_memory`` (CPU, 2 threads, fp32,
+random weights, 320x240 frames, one object): the tiny preset on a 300-frame mp4 peaks at 703 MiB for the whole
+process (697 MiB for 30 frames; the streamed SAM 2 pass stays within 4 MiB of the loaded model). SAM 2.1 Hiera-B+ at
+768 alone stays between 1.14 and 1.30 GiB resident over 40 frames, high-water 1.40 GiB, flat once its memory bank
+is full (frame 16), so 300 frames need the same. UniPixel-3B on a GPU is estimated at about 10 GB whatever the
+length (7.8 GB of bf16 backbone weights, the 16-frame prefill and its logits, SAM 2 in fp32). ``docs/INFERENCE.md``
+has the table and the breakdown.
 """
 
 from __future__ import annotations
