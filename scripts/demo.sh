@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# Set up the environment, then train the tiny UniPixel on the synthetic corpus and test the trained checkpoint.
+# The main job: set up, write the synthetic shards, train the tiny UniPixel from random weights (at most 15 minutes
+# on CPU, configs/demo.yaml), test it on held-out shards and print the results table with where everything is.
+#   bash scripts/demo.sh [extra `unipixel fit/test` options, e.g. --trainer.max_steps=20]
+# Environment: UNIPIXEL_OUT (runs/demo), UNIPIXEL_DATA ($UNIPIXEL_OUT/data), DEMO_TRAIN/DEMO_VAL/DEMO_TEST (shard sizes),
+# UNIPIXEL_SKIP_SETUP=1 (use the active environment as is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-# shellcheck disable=SC1091
-. "${UNIPIXEL_VENV:-.venv}/bin/activate"
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+if [ "${UNIPIXEL_SKIP_SETUP:-0}" != 1 ]; then
+  bash scripts/setup.sh
+  # shellcheck disable=SC1091
+  . "${UNIPIXEL_VENV:-.venv}/bin/activate"
+fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 OUT="${UNIPIXEL_OUT:-runs/demo}"
-CONFIGS=(--config configs/model/unipixel-tiny.yaml --config configs/data/synthetic.yaml --config configs/trainer/cpu.yaml
-         --trainer.default_root_dir "$OUT" --trainer.logger.init_args.save_dir "$OUT")
-unipixel fit "${CONFIGS[@]}"
-CKPT="$(ls -t "$OUT"/tensorboard/version_*/checkpoints/last.ckpt | head -n 1)"
-unipixel test "${CONFIGS[@]}" --ckpt_path "$CKPT"
-echo "checkpoint: $CKPT"
-echo "TensorBoard: tensorboard --logdir $OUT/tensorboard"
+DATA="${UNIPIXEL_DATA:-$OUT/data}"
+
+python scripts/demo_shards.py --out "$DATA" --train "${DEMO_TRAIN:-3000}" --val "${DEMO_VAL:-48}" --test "${DEMO_TEST:-192}"
+ARGS=(--config configs/demo.yaml
+      --data.init_args.train="[{path: $DATA/train}]" --data.init_args.val="[{path: $DATA/val}]"
+      --data.init_args.test="[{path: $DATA/test}]"
+      --trainer.default_root_dir "$OUT" --trainer.logger.init_args.save_dir "$OUT" "$@")
+unipixel fit "${ARGS[@]}"
+RUN="$(ls -td "$OUT"/tensorboard/version_*/ | head -n 1)"
+CKPT="${RUN}checkpoints/last.ckpt"
+unipixel test "${ARGS[@]}" --ckpt_path "$CKPT"
+TEST_RUN="$(ls -td "$OUT"/tensorboard/version_*/ | head -n 1)"
+python scripts/demo_report.py "${TEST_RUN}held_out_metrics.json" --checkpoint "$CKPT" --tensorboard "$OUT/tensorboard"

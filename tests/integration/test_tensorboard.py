@@ -29,6 +29,7 @@ def test_fit_logs_scalars_and_overlays(tmp_path: Path) -> None:
     expected = {"train/loss", "train/lm_loss", "train/mask_loss", "val/loss", "val/ciou", "grad_norm/total"}
     assert expected <= scalars, expected - scalars
     assert "grad_norm/mask_decoder" in scalars
+    assert {"val/ciou/seg", "val/answer_acc/seg"} <= scalars  # per-task (per-source) metrics
     assert any(tag.startswith("lr-AdamW") for tag in scalars)
     assert any(tag.endswith("samples_per_sec") for tag in scalars)
     assert {"val_overlays/0", "val_overlays/1"} <= set(events.Tags()["images"])

@@ -13,6 +13,7 @@ from unipixel_pl.distributed import shard_model
 from unipixel_pl.metrics import CIoU
 from unipixel_pl.models.backbone import Backbone, BackboneOutput
 from unipixel_pl.models.generation import greedy_generate
+from unipixel_pl.models.held_out import HeldOutMetrics, log_answer_accuracy
 from unipixel_pl.models.init_weights import load_initial_weights
 from unipixel_pl.models.inputs import build_inputs_embeds
 from unipixel_pl.models.lora import LORA_MARKER, inject_lora
@@ -70,6 +71,7 @@ class LitUniPixel(L.LightningModule):
         )
         self.mask_decoder = MaskDecoder(cfg.mask_decoder, cfg.loss)
         self.val_iou, self.test_iou = CIoU(), CIoU()
+        self.val_held_out, self.test_held_out = HeldOutMetrics(), HeldOutMetrics()
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: object) -> LitUniPixel:
@@ -190,16 +192,31 @@ class LitUniPixel(L.LightningModule):
         return torch.stack([param.sum() for param in params]).sum() * 0.0 if params else torch.zeros(())
 
     def validation_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
-        self._evaluate("val", batch, self.val_iou)
+        self._evaluate("val", batch, self.val_iou, self.val_held_out)
 
     def test_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
-        self._evaluate("test", batch, self.test_iou)
+        self._evaluate("test", batch, self.test_iou, self.test_held_out)
 
-    def _evaluate(self, stage: str, batch: UniPixelBatch, iou: CIoU) -> None:
-        """Teacher-forced losses plus the IoU of masks decoded from the ground-truth ``<|seg|>`` tokens."""
+    def on_validation_epoch_end(self) -> None:
+        self._log_held_out("val", self.val_held_out)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_held_out("test", self.test_held_out)
+
+    def _log_held_out(self, stage: str, held_out: HeldOutMetrics) -> None:
+        """Per-task cIoU and video J&F of the epoch (single-process values: their states are not synced)."""
+        for name, value in held_out.compute_and_reset().items():
+            self.log(f"{stage}/{name}", value)
+
+    def _evaluate(self, stage: str, batch: UniPixelBatch, iou: CIoU, held_out: HeldOutMetrics) -> None:
+        """Teacher-forced losses and answer accuracy, plus the IoU (overall, per task) and video J&F of masks
+        decoded from the ground-truth ``<|seg|>`` tokens."""
         output, prompts = self._teacher_forced(batch)
         self._log_losses(stage, output, batch.batch_size)
-        for masks, targets in zip(self.segment_prompts(batch, prompts), batch.target_masks, strict=True):
+        log_answer_accuracy(self, stage, batch, output.logits)
+        predicted = self.segment_prompts(batch, prompts)
+        held_out.update(batch, predicted)
+        for masks, targets in zip(predicted, batch.target_masks, strict=True):
             if masks is not None and targets is not None:
                 iou.update(masks.flatten(0, 1), targets.transpose(0, 1).flatten(0, 1))
         if iou.update_count:
