@@ -33,7 +33,7 @@ from benchmarks.common import (
 from benchmarks.flops import INFERENCE, grids_of, llm_flops, vision_flops
 from benchmarks.profiling import profile_call
 from unipixel_pl.config import preset
-from unipixel_pl.models.generation import greedy_generate, single_sample
+from unipixel_pl.models.generation import decode_step, greedy_generate, single_sample
 from unipixel_pl.models.lit_unipixel import LitUniPixel
 from unipixel_pl.types import UniPixelBatch
 
@@ -90,15 +90,7 @@ def _decode(model: LitUniPixel, sample: UniPixelBatch, out: object, new_tokens: 
     position = sample.position_ids.max() + 1
     for _ in range(new_tokens):
         step = torch.tensor([[int(out.logits[0, -1].argmax())]], device=attention.device)
-        attention = torch.cat([attention, torch.ones_like(step)], dim=1)
-        out = model.backbone(
-            inputs_embeds=model.backbone.embed_tokens(step),
-            attention_mask=attention,
-            position_ids=position.view(1, 1, 1).expand(3, 1, 1),
-            mm_token_type_ids=torch.zeros_like(step),
-            past_key_values=out.past_key_values,
-            use_cache=True,
-        )
+        out, attention = decode_step(model, step, attention, position, out)
         position = position + 1
     return out.hidden_states[0, -1:]
 

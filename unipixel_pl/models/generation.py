@@ -16,6 +16,7 @@ from torch import Tensor
 from unipixel_pl.types import UniPixelBatch, UniPixelOutput
 
 if TYPE_CHECKING:
+    from unipixel_pl.models.backbone import BackboneOutput
     from unipixel_pl.models.lit_unipixel import LitUniPixel
 
 
@@ -94,18 +95,36 @@ def greedy_decode(
         if next_token == tokens.im_end or len(generated) == max_new_tokens:
             break
         step = torch.tensor([[next_token]], device=attention.device)
-        attention = torch.cat([attention, torch.ones_like(step)], dim=1)
-        out = model.backbone(
-            inputs_embeds=model.backbone.embed_tokens(step),
-            attention_mask=attention,
-            position_ids=next_position.view(1, 1, 1).expand(3, 1, 1),
-            mm_token_type_ids=torch.zeros_like(step),
-            past_key_values=out.past_key_values,
-            use_cache=True,
-        )
+        out, attention = decode_step(model, step, attention, next_position, out)
         next_position = next_position + 1
     logits = torch.stack(step_logits) if keep_step_logits and step_logits else None
     return GreedyDecoding(generated, torch.cat(seg_states), logits)
+
+
+def decode_step(
+    model: LitUniPixel, step: Tensor, attention: Tensor, position: Tensor, previous: BackboneOutput
+) -> tuple[BackboneOutput, Tensor]:
+    """One cached decoder step of a single sample.
+
+    Args:
+        step: ``(1, 1)`` the token just emitted.
+        attention: ``(1, L)`` attention mask of everything cached so far.
+        position: scalar mRoPE position of ``step`` (the same on the three axes).
+        previous: the output holding the KV cache.
+
+    Returns:
+        The step's output and the ``(1, L + 1)`` attention mask.
+    """
+    attention = torch.cat([attention, torch.ones_like(step)], dim=1)
+    out = model.backbone(
+        inputs_embeds=model.backbone.embed_tokens(step),
+        attention_mask=attention,
+        position_ids=position.view(1, 1, 1).expand(3, 1, 1),
+        mm_token_type_ids=torch.zeros_like(step),
+        past_key_values=previous.past_key_values,
+        use_cache=True,
+    )
+    return out, attention
 
 
 @torch.no_grad()
