@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from safetensors.torch import load_file
 from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
 
-from unipixel_pl.config import LossConfig, MaskDecoderConfig, preset
+from unipixel_pl.checkpoints.sam2_yaml import parse_sam2_yaml
+from unipixel_pl.config import LossConfig, preset
 from unipixel_pl.models.mask_decoder import (
     FrameFeatures,
     MaskDecoder,
@@ -271,23 +273,9 @@ def test_load_sam2_checkpoint_round_trip_and_key_errors(tmp_path: Path) -> None:
 
 def _parity_decoder(checkpoint: Path) -> MaskDecoder:
     """The fixture's tiny SAM 2 (checkpoint/configs/sam2.1_hiera_tiny_parity_b.yaml) in reference mode."""
-    config = MaskDecoderConfig(
-        image_size=96,
-        hidden_dim=32,
-        trunk_embed_dim=16,
-        trunk_num_heads=1,
-        trunk_stages=[1, 2, 2, 1],
-        trunk_global_att_blocks=[4],
-        trunk_window_spec=[8, 4, 2, 3],
-        trunk_window_pos_embed_bkg_spatial_size=[7, 7],
-        drop_path_rate=0.0,
-        memory_attention_layers=1,
-        memory_attention_ffn_dim=48,
-        memory_dim=8,
-        dropout=0.0,
-        rope_grad=False,
-        mask_no_object_in_training=False,
-    )
+    yaml_path = checkpoint / "configs" / "sam2.1_hiera_tiny_parity_b.yaml"
+    parsed = parse_sam2_yaml(yaml.safe_load(yaml_path.read_text()), image_size=96)
+    config = dataclasses.replace(parsed, rope_grad=False, mask_no_object_in_training=False)
     decoder = MaskDecoder(config)
     weights = load_file(checkpoint / "model.safetensors")
     state = {reference_key_to_upstream(k.removeprefix("sam2.")): v.float() for k, v in weights.items() if "sam2." in k}
