@@ -4,9 +4,13 @@ Run: ``python -m benchmarks.data_pipeline [--image-size 448] [--steps 200] [--wo
 
 Writes a synthetic shard set (``--records`` records, half images, half ``--video-frames``-frame videos, every task
 family), then times ``UniPixelDataModule``'s training loader: read the tar, decode the sampled JPEG frames and the
-masks, sample frames, template, draw prompts, Qwen processing (resize, normalise, patchify, tokens, mRoPE), SAM 2
-frames and masks at ``--sam-image-size``, collate. One process with ``num_workers=0`` *is* one worker; with
-``--workers W`` the rate of W workers is divided by W. A per-stage breakdown (one process, same records) follows.
+masks at the sampled frames, sample frames, template, draw prompts, Qwen processing (tokens, mRoPE, smart resize of
+the uint8 frames when their size changes), collate into a batch of uint8 frames and original-size masks. One
+process with ``num_workers=0`` *is* one worker; with ``--workers W`` the rate of W workers is divided by W.
+
+A per-stage breakdown (one process, same records) follows, with the device half for reference: the CLIP
+normalisation + patchify and the SAM 2 resize + normalisation of frames and target masks that
+``LitUniPixel.prepare_batch`` runs on the accelerator after the transfer (timed here on the CPU, one thread).
 Tokens use the tiny tokenizer (the sequence layout, not the vocabulary, sets the cost).
 """
 
@@ -16,7 +20,9 @@ import argparse
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -25,10 +31,22 @@ from benchmarks.common import environment, format_table, write_json
 from unipixel_pl.config import preset
 from unipixel_pl.datamodules.build import build_sample
 from unipixel_pl.datamodules.datamodule import UniPixelDataModule
+from unipixel_pl.datamodules.frames import decode_frames
 from unipixel_pl.datamodules.health import SkipPolicy
 from unipixel_pl.datamodules.mixing import Source
 from unipixel_pl.datamodules.pipeline import read_records
 from unipixel_pl.datamodules.synthetic_shards import write_synthetic
+from unipixel_pl.models.pixel_pipeline import prepare_batch
+
+T = TypeVar("T")
+STAGES = (
+    "read tar + meta + mask tables",
+    "decode sampled JPEG frames",
+    "sample frames, masks, template, prompts",
+    "qwen processor (tokens, mRoPE, resize) + prompts",
+    "collate",
+    "device half on CPU (not in the loader)",
+)
 
 
 def _module(args: argparse.Namespace, shards: Path, workers: int) -> UniPixelDataModule:
@@ -60,32 +78,32 @@ def loader_rate(args: argparse.Namespace, shards: Path, workers: int) -> dict[st
     return {"workers": workers, "samples_per_s": rate, "samples_per_s_per_worker": rate / max(workers, 1)}
 
 
+def _timed(function: Callable[[], T]) -> tuple[T, float]:
+    tick = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - tick
+
+
 def stage_breakdown(args: argparse.Namespace, shards: Path) -> list[dict[str, float]]:
-    """Mean milliseconds per sample of each stage, in one process, over one pass of the corpus."""
+    """Mean milliseconds per sample of each stage, in one process, over ``--breakdown-samples`` records."""
     module = _module(args, shards, 0)
-    processor = module.sample_processor(train=True)
-    collator = module.collator()
-    manifest_shards = module.shards("fit")[0].shards
-    timings: dict[str, list[float]] = {"read tar + meta + mask tables": [], "frames, masks, template, prompts": []}
-    timings |= {"qwen processor": [], "sam2 frames + masks": [], "collate": []}
+    processor, collator = module.sample_processor(train=True), module.collator()
+    config = module.model_config
     rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    records = list(read_records(manifest_shards, SkipPolicy(strict=True)))
-    timings["read tar + meta + mask tables"] = [(time.perf_counter() - start) / len(records)] * len(records)
+    records, read = _timed(lambda: list(read_records(module.shards("fit")[0].shards, SkipPolicy(strict=True))))
+    timings: dict[str, list[float]] = {name: [] for name in STAGES}
+    timings[STAGES[0]] = [read / len(records)]
     for record in records[: args.breakdown_samples]:
-        tick = time.perf_counter()
-        built = build_sample(record, processor.config, rng)
-        timings["frames, masks, template, prompts"].append(time.perf_counter() - tick)
-        tick = time.perf_counter()
-        processor.encoder.processor(built.task.messages, videos=None if built.frames is None else [built.frames])
-        qwen = time.perf_counter() - tick
-        tick = time.perf_counter()
-        sample = processor.encoder(built.frames, built.task, built.key)
-        timings["qwen processor"].append(qwen)
-        timings["sam2 frames + masks"].append(max(time.perf_counter() - tick - qwen, 0.0))
-        tick = time.perf_counter()
-        collator([sample])
-        timings["collate"].append(time.perf_counter() - tick)
+        built, build = _timed(lambda record=record: build_sample(record, processor.config, rng))
+        indices = built.frame_indices if built.frames is not None else []
+        _, decode = _timed(lambda record=record, indices=indices: indices and decode_frames(record, indices))
+        sample, encode = _timed(lambda built=built: processor.encoder(built.frames, built.task, built.key))
+        batch, collate = _timed(lambda sample=sample: collator([sample]))
+        _, device = _timed(
+            lambda batch=batch: prepare_batch(batch, config.backbone.vision, config.mask_decoder.image_size)
+        )
+        for name, value in zip(STAGES[1:], (decode, build - decode, encode, collate, device), strict=True):
+            timings[name].append(value)
     return [{"stage": name, "ms_per_sample": 1000 * float(np.mean(values))} for name, values in timings.items()]
 
 

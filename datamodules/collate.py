@@ -1,4 +1,5 @@
-"""Collate ``SampleRecord``s into a right-padded ``UniPixelBatch``."""
+"""Collate ``SampleRecord``s into a right-padded ``UniPixelBatch`` carrying host media (uint8 frames, original-size
+masks); the model builds its float inputs from them on its device (``unipixel_pl.models.pixel_pipeline``)."""
 
 from __future__ import annotations
 
@@ -32,22 +33,22 @@ class Collator:
         if not records:
             raise ValueError("cannot collate an empty list of samples")
         text = [r.text for r in records]
-        with_video = [i for i, r in enumerate(records) if r.pixel_values_videos is not None]
+        with_video = [i for i, r in enumerate(records) if r.video is not None]
         return UniPixelBatch(
             input_ids=_pad([t["input_ids"] for t in text], self.pad_token_id),
             attention_mask=_pad([t["attention_mask"] for t in text], 0),
             position_ids=_pad([t["position_ids"] for t in text], 1).transpose(0, 1).contiguous(),
             mm_token_type_ids=_pad([t["mm_token_type_ids"] for t in text], 0),
             labels=_pad([t["labels"] for t in text], IGNORE_INDEX),
-            pixel_values_videos=torch.cat([records[i].pixel_values_videos for i in with_video]) if with_video else None,
             video_grid_thw=torch.cat([records[i].video_grid_thw for i in with_video]) if with_video else None,
             video_sample_index=torch.tensor(with_video, dtype=torch.long) if with_video else None,
-            sam_frames=[r.sam_frames for r in records],
             frame_sizes=[r.frame_size for r in records],
             prompts=[r.prompts for r in records],
             refer_masks=[r.refer_mask for r in records],
-            target_masks=[r.target_masks for r in records],
             task=[r.task for r in records],
+            videos=[records[i].video for i in with_video],  # type: ignore[misc]
+            frames=[r.frames for r in records],
+            frame_masks=[r.frame_masks for r in records],
         )
 
 
@@ -70,8 +71,3 @@ class ShardBatch(UniPixelBatch):
         return cls(
             **{f.name: getattr(batch, f.name) for f in fields(UniPixelBatch)}, keys=keys, skipped=skipped, worker=worker
         )
-
-    def to(self, device: torch.device | str) -> ShardBatch:
-        """Move every tensor to ``device``; keys and counts are kept."""
-        base = UniPixelBatch(**{f.name: getattr(self, f.name) for f in fields(UniPixelBatch)}).to(device)
-        return ShardBatch.wrap(base, self.keys, self.skipped, self.worker)

@@ -1,8 +1,9 @@
 """Encode a ``TaskSample`` into the per-sample tensors the model reads (one ``SampleRecord``).
 
-This is the online stage of the pipeline: the Qwen processor (tokens, labels, patches, positions), the SAM 2
-transform of the frames, target masks at SAM 2 resolution, visual prompts mapped to SAM 2 pixels and mask
-prompts pooled to the LLM token grid (``reference/DATA.md`` §5, §6).
+This is the online stage of the pipeline: the Qwen processor (tokens, labels, smart resize, grid, positions),
+visual prompts mapped to SAM 2 pixels and mask prompts pooled to the LLM token grid (``reference/DATA.md`` §5,
+§6). Pixels stay uint8 and masks stay at the original size: the model normalises, patchifies and squashes them to
+the SAM 2 size on its device (``unipixel_pl.models.pixel_pipeline``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unipixel_pl.datamodules.tasks import PromptSpec, TaskSample
-from unipixel_pl.models.sam2_transforms import resize_target_masks, sam2_transform
 from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.types import VisualPrompt
 
@@ -27,25 +27,26 @@ class SampleRecord:
     Attributes:
         text: processor outputs with a leading sequence axis: ``input_ids``, ``attention_mask``, ``labels``,
             ``mm_token_type_ids`` of shape (L,), ``position_ids`` (3, L).
-        pixel_values_videos: ``(g_t*g_h*g_w, C*T*P*P)`` or None for text-only samples.
+        video: uint8 ``(T, H', W', 3)`` frames at the smart-resize size, or None for text-only samples.
         video_grid_thw: ``(1, 3)`` or None.
-        sam_frames: ``(T, 3, S, S)`` or None when nothing is segmented.
+        frames: uint8 ``(T, H, W, 3)`` frames for SAM 2 at the original size (``video`` itself when the resize
+            kept the size), or None when nothing is segmented.
         frame_size: original ``(H, W)``, None for text-only samples.
         prompts: the ``<|ref|>`` prompts in SAM 2 pixels.
         refer_mask: ``(g_t, O, g_h/2, g_w/2)`` bool or None.
-        target_masks: ``(T, O, S, S)`` bool or None.
+        frame_masks: ``(T, O, H, W)`` bool target masks at the original size, or None.
         task: task family name.
         key: the sample's key in its shards ("" for generated samples).
     """
 
     text: dict[str, Tensor]
-    pixel_values_videos: Tensor | None
+    video: Tensor | None
     video_grid_thw: Tensor | None
-    sam_frames: Tensor | None
+    frames: Tensor | None
     frame_size: tuple[int, int] | None
     prompts: list[VisualPrompt]
     refer_mask: Tensor | None
-    target_masks: Tensor | None
+    frame_masks: Tensor | None
     task: str
     key: str = ""
 
@@ -55,7 +56,7 @@ class SampleEncoder:
 
     Args:
         processor: our Qwen2.5-VL processor.
-        sam_image_size: SAM 2 input side ``S``.
+        sam_image_size: SAM 2 input side ``S`` (visual prompts are mapped to it).
     """
 
     def __init__(self, processor: UniPixelProcessor, sam_image_size: int) -> None:
@@ -64,27 +65,27 @@ class SampleEncoder:
 
     def __call__(self, frames: np.ndarray | None, sample: TaskSample, key: str = "") -> SampleRecord:
         """Encode one sample. ``frames``: ``(T, H, W, 3)`` uint8, or None for a text-only conversation."""
-        encoded = self.processor(sample.messages, videos=None if frames is None else [frames])
+        encoded = self.processor(
+            sample.messages, videos=None if frames is None else [frames], return_pixel_values=False
+        )
         grid = encoded["video_grid_thw"]
         if frames is None and (sample.prompts or sample.seg_masks is not None or sample.refer_masks is not None):
             raise ValueError(f"sample {key!r} has prompts or masks but no frames")
         height, width = (0, 0) if frames is None else frames.shape[1:3]
-        needs_frames = sample.seg_masks is not None
+        video = encoded["videos"][0] if encoded["videos"] else None
         return SampleRecord(
             text={
                 k: encoded[k] for k in ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "position_ids")
             },
-            pixel_values_videos=encoded["pixel_values_videos"],
+            video=video,
             video_grid_thw=grid,
-            sam_frames=sam2_transform(torch.from_numpy(frames), self.sam_image_size) if needs_frames else None,
+            frames=None if sample.seg_masks is None else _original_frames(frames, video),
             frame_size=None if frames is None else (height, width),
             prompts=[self._prompt(p, height, width) for p in sample.prompts],
             refer_mask=None
             if sample.refer_masks is None
             else grid_masks(torch.from_numpy(sample.refer_masks), grid[0]),
-            target_masks=None
-            if sample.seg_masks is None
-            else resize_target_masks(torch.from_numpy(sample.seg_masks), self.sam_image_size),
+            frame_masks=None if sample.seg_masks is None else torch.from_numpy(sample.seg_masks),
             task=sample.task,
             key=key,
         )
@@ -94,6 +95,11 @@ class SampleEncoder:
         scale = torch.tensor([self.sam_image_size / width, self.sam_image_size / height])
         coords = torch.from_numpy(spec.coords).float() * scale
         return VisualPrompt(coords, torch.from_numpy(spec.labels).long(), spec.frame)
+
+
+def _original_frames(frames: np.ndarray, video: Tensor) -> Tensor:
+    """The original frames as a tensor: the LLM's ``video`` itself when the smart resize kept their size."""
+    return video if tuple(video.shape) == frames.shape else torch.from_numpy(frames)
 
 
 def grid_masks(masks: Tensor, grid_thw: Tensor, patch_size: int = 14, merge_size: int = 2) -> Tensor:

@@ -10,6 +10,7 @@ from PIL import Image
 from unipixel_pl.datamodules.health import bad
 from unipixel_pl.datamodules.reader import Record
 from unipixel_pl.datamodules.schema import VIDEO
+from unipixel_pl.inference.media import MediaError, decode_video
 
 SAMPLERS: tuple[str, ...] = ("uniform", "random")
 
@@ -55,7 +56,8 @@ def sample_indices(
 
 
 def decode_frames(record: Record, indices: list[int]) -> np.ndarray:
-    """uint8 ``(T, H, W, 3)`` RGB frames of ``record`` at ``indices`` (only these are decoded).
+    """uint8 ``(T, H, W, 3)`` RGB frames of ``record`` at ``indices`` (only these are decoded; an mp4 is decoded
+    in order up to the last of them, only they are converted to RGB).
 
     Raises:
         BadSampleError: a corrupt image, a frame of another size, or an unreadable video.
@@ -91,15 +93,10 @@ def _rgb(image: Image.Image) -> Image.Image:
 
 
 def _decode_mp4(record: Record, frame_indices: list[int]) -> np.ndarray:
-    """Frames of ``video.mp4`` at original indices, read from memory with decord (an optional dependency)."""
+    """Frames of the ``video.mp4`` member at original indices, decoded in memory with PyAV up to the last one."""
+    unique = sorted(set(frame_indices))
     try:
-        import decord  # noqa: PLC0415 - optional dependency, only for mp4 sources
-    except ImportError as error:
-        raise bad(
-            record.key, "unreadable_video", "mp4 samples need `decord` (pip install decord)", record.url
-        ) from error
-    try:
-        reader = decord.VideoReader(io.BytesIO(record.members[VIDEO]))
-        return reader.get_batch(frame_indices).asnumpy()
-    except Exception as error:  # decord raises its own DECORDError and RuntimeErrors
-        raise bad(record.key, "unreadable_video", f"{VIDEO}: {error}", record.url) from error
+        decoded = decode_video(record.members[VIDEO], unique, f"{record.key}/{VIDEO}")
+    except MediaError as error:
+        raise bad(record.key, "unreadable_video", str(error), record.url) from error
+    return decoded[[unique.index(index) for index in frame_indices]]

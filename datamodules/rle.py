@@ -30,40 +30,51 @@ def encode_mask(mask: np.ndarray) -> RLE:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": rle["counts"].decode("ascii")}
 
 
+MAX_CODE_CHARS = 12
+"""Characters of one run length at most (60 bits; a 4K mask needs 5)."""
+
+
 def parse_counts(counts: str) -> list[int]:
     """Run lengths of a compressed ``counts`` string (LEB128-like, 5 bits per char, runs > 2 delta-coded).
 
+    Vectorised: each number is the sum of its characters' 5-bit groups, negated when its last character has bit
+    ``0x10``; runs ``m > 2`` add run ``m - 2``, i.e. cumulative sums over the odd runs and the even runs from 2 on.
+
     Raises:
-        InvalidRLEError: a character outside the alphabet or a string ending inside a number.
+        InvalidRLEError: a character outside the alphabet, a string ending inside a number, or a number longer than
+            ``MAX_CODE_CHARS`` characters.
     """
-    runs: list[int] = []
-    value, shift, more = 0, 0, False
-    for position, char in enumerate(counts):
-        code = ord(char) - 48
-        if not 0 <= code < 64:
-            raise InvalidRLEError(f"RLE counts has character {char!r} at {position}; valid characters are '0'..'o'")
-        value |= (code & 0x1F) << shift
-        shift += 5
-        more = bool(code & 0x20)
-        if more:
-            continue
-        if code & 0x10:
-            value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-        value, shift = 0, 0
-    if more:
+    codes = np.frombuffer(counts.encode("utf-32-le"), dtype=np.uint32).astype(np.int64) - 48
+    outside = (codes < 0) | (codes >= 64)
+    if outside.any():
+        position = int(outside.argmax())
+        raise InvalidRLEError(
+            f"RLE counts has character {counts[position]!r} at {position}; valid characters are '0'..'o'"
+        )
+    ends = (codes & 0x20) == 0
+    if codes.size and not ends[-1]:
         raise InvalidRLEError("RLE counts string ends inside a number (truncated)")
-    return runs
+    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]])) if codes.size else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.append(starts, codes.size))
+    if lengths.size and lengths.max() > MAX_CODE_CHARS:
+        raise InvalidRLEError(f"RLE counts has a number of {lengths.max()} characters (at most {MAX_CODE_CHARS})")
+    shifts = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((codes & 0x1F) << shifts, starts) if codes.size else codes
+    values = values - ((codes[ends] & 0x10) > 0) * (1 << (5 * lengths))
+    values[1::2] = np.cumsum(values[1::2])
+    values[2::2] = np.cumsum(values[2::2])
+    return values.tolist()
 
 
 def check_runs(runs: Sequence[int], height: int, width: int) -> None:
     """Raise ``InvalidRLEError`` unless ``runs`` are non-negative and cover exactly ``height * width`` pixels."""
-    if any(run < 0 for run in runs):
-        raise InvalidRLEError(f"RLE has a negative run length ({min(runs)})")
-    if sum(runs) != height * width:
-        raise InvalidRLEError(f"RLE runs cover {sum(runs)} pixels but its size {height}x{width} has {height * width}")
+    values = np.asarray(runs, dtype=np.int64)
+    if values.size and values.min() < 0:
+        raise InvalidRLEError(f"RLE has a negative run length ({values.min()})")
+    if int(values.sum()) != height * width:
+        raise InvalidRLEError(
+            f"RLE runs cover {values.sum()} pixels but its size {height}x{width} has {height * width}"
+        )
 
 
 def rle_runs(rle: RLE) -> tuple[list[int], int, int]:

@@ -74,7 +74,8 @@ class Media:
     """The visual input of a sample.
 
     Attributes:
-        kind: ``image`` (one frame), ``frames`` (one member per frame), ``mp4`` (``video.mp4``) or ``none``.
+        kind: ``image`` (one frame), ``frames`` (one member per frame), ``mp4`` (``video.mp4``, the original bytes,
+            decoded with PyAV at the sampled frames) or ``none``.
         num_frames: frames available to the sampler (for ``mp4``: the annotated/strided frames listed in
             ``orig_frame_indices``).
         height, width: original frame size.
@@ -214,6 +215,11 @@ def validate_meta(meta: SampleMeta) -> None:
         raise SchemaError(f"unknown media kind {media.kind!r}; choose one of {MEDIA_KINDS}")
     if media.kind in ("image", "frames") and len(media.frame_names) != media.num_frames:
         raise SchemaError(f"media lists {len(media.frame_names)} frame names for num_frames={media.num_frames}")
+    if media.kind == "mp4" and len(media.orig_frame_indices) != media.num_frames:
+        raise SchemaError(
+            f"an mp4 lists its sampler frames in orig_frame_indices: {len(media.orig_frame_indices)} for "
+            f"num_frames={media.num_frames}"
+        )
     if media.kind == "image" and media.num_frames != 1:
         raise SchemaError(f"an image has one frame, got num_frames={media.num_frames}")
     if media.kind != "none" and (media.num_frames < 1 or media.height < 1 or media.width < 1):

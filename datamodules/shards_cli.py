@@ -3,6 +3,7 @@
     unipixel shards synthetic --out data/synthetic/train --num-samples 2000
     unipixel shards convert refcoco --root data/lisa/refer_seg --out data/refcoco/train --split train \\
         --option dataset=refcoco --option images=data/coco/train2014
+    unipixel shards convert pixelqa --root data/videorefer --out data/pixelqa/box --split test --option prompt=box
     unipixel shards verify data/refcoco/train --deep
     unipixel shards info data/refcoco/train
 

@@ -1,7 +1,8 @@
 """Write samples into WebDataset ``.tar`` shards plus ``manifest.json`` (``reference/DATA.md`` §11.1).
 
 Tar members get a fixed mtime, owner and mode, so the same samples always produce byte-identical shards (and the
-same checksums).
+same checksums). A video is stored either as frames (``f0000.jpg`` ...) or as its original ``video.mp4`` bytes
+(:func:`mp4_media` describes it; the reader decodes the sampled frames with PyAV).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import webdataset as wds
 
 from unipixel_pl.datamodules.manifest import Manifest, ShardInfo, file_sha256
 from unipixel_pl.datamodules.rle import MaskTable
-from unipixel_pl.datamodules.schema import GT, IGNORE, MASKS, META, REFER, VIDEO, SampleMeta, validate_meta
+from unipixel_pl.datamodules.schema import GT, IGNORE, MASKS, META, REFER, VIDEO, Media, SampleMeta, validate_meta
+from unipixel_pl.inference.media import probe_video
 
 
 @dataclass
@@ -46,6 +48,11 @@ class ShardSample:
         names = self.meta.media.frame_names
         if len(names) != len(self.frames):
             raise ValueError(f"{self.meta.key}: {len(self.frames)} frame payloads for {len(names)} frame names")
+        if (self.meta.media.kind == "mp4") != (self.video is not None):
+            raise ValueError(
+                f"{self.meta.key}: media kind {self.meta.media.kind!r} with{'out' if self.video is None else ''} "
+                "video bytes; an mp4 sample needs `video`, other kinds must not have one"
+            )
         members: dict[str, Any] = {"__key__": self.meta.key, META: self.meta.to_json()}
         members.update(zip(names, self.frames, strict=True))
         tables = {MASKS: self.masks, REFER: self.refer, IGNORE: self.ignore}
@@ -55,6 +62,21 @@ class ShardSample:
         if self.gt is not None:
             members[GT] = _json(self.gt)
         return members
+
+
+def mp4_media(video: bytes, stride: int = 1, name: str = VIDEO) -> Media:
+    """``Media`` of an mp4 kept as its original bytes, every ``stride``-th frame available to the sampler.
+
+    The frame count and size come from one PyAV decoding pass (no colour conversion).
+
+    Raises:
+        MediaError: bytes PyAV cannot decode, without a video stream or without frames (``name`` is reported).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    count, (height, width), _ = probe_video(video, name)
+    orig = list(range(0, count, stride))
+    return Media(kind="mp4", num_frames=len(orig), height=height, width=width, orig_frame_indices=orig, stride=stride)
 
 
 def _json(document: Any) -> bytes:

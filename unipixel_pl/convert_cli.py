@@ -2,6 +2,7 @@
 
     unipixel convert official-to-ours SRC DST        # PolyU-ChenLab/UniPixel-3B/7B directory -> ours
     unipixel convert ours-to-official SRC DST        # ours, a .ckpt or a sharded training checkpoint -> official
+    unipixel convert ckpt-to-ours SRC DST --tokenizer tiny   # a .ckpt or a sharded training checkpoint -> ours
     unipixel convert qwen-sam2 QWEN_DIR SAM2_PT DST  # Qwen2.5-VL-Instruct + SAM 2.1 .pt -> ours, ready for stage 1
 
 Every conversion checks each key and shape and names what does not fit. Weights are read from safetensors, SAM 2
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch import Tensor
+from transformers import PreTrainedTokenizerFast
 
 from unipixel_pl.checkpoints.lightning_ckpt import is_lightning_checkpoint, read_lightning_checkpoint
 from unipixel_pl.checkpoints.official import read_official, write_official
@@ -24,7 +27,7 @@ from unipixel_pl.checkpoints.ours import is_ours, read_ours, save_ours, write_ou
 from unipixel_pl.checkpoints.qwen_sam2 import build_from_qwen_sam2
 from unipixel_pl.checkpoints.safetensors_io import cast_floating
 from unipixel_pl.checkpoints.sam2_yaml import parse_sam2_yaml
-from unipixel_pl.config import MaskDecoderConfig
+from unipixel_pl.config import MaskDecoderConfig, UniPixelConfig
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
 from unipixel_pl.vision_patchify import BUDGET_FRAMES, MAX_PIXELS, MIN_PIXELS
 
@@ -48,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokenizer", help="tokenizer directory, or 'tiny', for training checkpoints (they hold no tokenizer)"
     )
     ours.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard, e.g. 5GB")
+    ckpt = commands.add_parser("ckpt-to-ours", help="training checkpoint -> our checkpoint (for unipixel infer)")
+    ckpt.add_argument("src", type=Path, help="a Lightning .ckpt file or a sharded training checkpoint directory")
+    ckpt.add_argument("dst", type=Path, help="output directory (must not exist or be empty)")
+    ckpt.add_argument("--tokenizer", required=True, help="the training tokenizer: a directory, or 'tiny'")
     qwen = commands.add_parser("qwen-sam2", help="Qwen2.5-VL-Instruct + SAM 2.1 .pt -> our checkpoint for stage 1")
     qwen.add_argument("qwen_dir", type=Path, help="Qwen2.5-VL-3B/7B-Instruct directory")
     qwen.add_argument("sam2_pt", type=Path, help="SAM 2.1 checkpoint in Meta's format, e.g. sam2.1_hiera_base_plus.pt")
@@ -68,6 +75,19 @@ def official_to_ours(src: Path, dst: Path, corrected: bool = False) -> None:
     write_ours(config, state, tokenizer, dst, settings)
 
 
+def ckpt_to_ours(src: Path, dst: Path, tokenizer: str) -> None:
+    """Save a Lightning training checkpoint as our checkpoint directory, loadable by ``unipixel infer``.
+
+    The processor settings are the defaults, those of ``UniPixelDataModule`` evaluation.
+
+    Raises:
+        FileNotFoundError: ``src`` is neither a ``.ckpt`` file nor a sharded checkpoint.
+    """
+    config, state, loaded = _read_training_checkpoint(src, tokenizer)
+    settings = {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS, "budget_frames": BUDGET_FRAMES}
+    write_ours(config, state, loaded, dst, settings)
+
+
 def ours_to_official(
     src: Path,
     dst: Path,
@@ -86,13 +106,21 @@ def ours_to_official(
     elif is_lightning_checkpoint(src):
         if tokenizer is None:
             raise ValueError(f"{str(src)!r} is a training checkpoint and holds no tokenizer: pass --tokenizer DIR")
-        config, state = read_lightning_checkpoint(src)
-        loaded = build_tiny_tokenizer() if tokenizer == "tiny" else load_tokenizer(tokenizer)
+        config, state, loaded = _read_training_checkpoint(src, tokenizer)
     else:
         raise FileNotFoundError(
             f"{str(src)!r} is not a unipixel-pl checkpoint (unipixel.json), a .ckpt file or a sharded checkpoint"
         )
     write_official(config, cast_floating(state, dtype), loaded, dst, max_shard_size)
+
+
+def _read_training_checkpoint(
+    src: Path, tokenizer: str
+) -> tuple[UniPixelConfig, dict[str, Tensor], PreTrainedTokenizerFast]:
+    """Config and weights of a training checkpoint, and the tokenizer named by ``tokenizer`` (a directory or
+    ``tiny``)."""
+    config, state = read_lightning_checkpoint(src)
+    return config, state, build_tiny_tokenizer() if tokenizer == "tiny" else load_tokenizer(tokenizer)
 
 
 def qwen_sam2(
@@ -122,6 +150,8 @@ def convert_main(argv: list[str] | None = None) -> int:
             official_to_ours(args.src, args.dst, args.corrected)
         elif args.command == "ours-to-official":
             ours_to_official(args.src, args.dst, DTYPES[args.dtype], args.tokenizer, args.max_shard_size)
+        elif args.command == "ckpt-to-ours":
+            ckpt_to_ours(args.src, args.dst, args.tokenizer)
         else:
             qwen_sam2(
                 args.qwen_dir, args.sam2_pt, args.dst, args.image_size, args.sam2_config, args.reference, args.seed

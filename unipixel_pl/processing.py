@@ -4,6 +4,10 @@ transformers' Qwen2.5-VL processor needs torchvision, so this re-implements what
 (``reference/DATA.md`` §1-§4): ChatML template, per-frame smart resize with the frame-count pixel budget,
 patchify, ``<|video_pad|>`` expansion, ``preprocess_chatml`` labels and mRoPE position ids. Images are one-frame
 videos (see ``unipixel_pl.chat_format``), so every sample uses ``pixel_values_videos`` / ``video_grid_thw`` only.
+
+The data pipeline asks for the resized uint8 frames only (``return_pixel_values=False``) and the model turns them
+into ``pixel_values_videos`` on its device (``unipixel_pl.models.pixel_pipeline``); standalone use gets the float
+patch rows computed here by the same function.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from unipixel_pl.vision_patchify import (
     MIN_PIXELS,
     FrameInput,
     frame_pixel_budget,
-    process_video,
+    pixel_values,
+    resize_video,
     to_frames,
+    video_grid,
 )
 
 
@@ -87,7 +93,8 @@ class UniPixelProcessor:
         add_generation_prompt: bool = False,
         second_per_grid_ts: float = 1.0,
         keep_trailing_newline: bool = False,
-    ) -> dict[str, Tensor | None]:
+        return_pixel_values: bool = True,
+    ) -> dict[str, Tensor | list[Tensor] | None]:
         """Process one sample.
 
         Args:
@@ -98,10 +105,13 @@ class UniPixelProcessor:
             second_per_grid_ts: seconds per temporal patch of every video (1.0 for frame lists at 2 fps).
             keep_trailing_newline: keep the newline after the last ``<|im_end|>``; training strips it
                 (``hybrid.py``), the evaluation scripts keep it. Ignored with a generation prompt.
+            return_pixel_values: also compute ``pixel_values_videos`` here (float32, on the host); False leaves it
+                None and the model builds it from ``videos``.
 
         Returns:
             ``input_ids``, ``attention_mask``, ``labels``, ``mm_token_type_ids`` ``(L,)``; ``position_ids``
-            ``(3, L)``; ``pixel_values_videos`` ``(sum g_t*g_h*g_w, 3*2*14*14)``, ``video_grid_thw``
+            ``(3, L)``; ``videos``: per video uint8 ``(T, H', W', 3)`` frames at the smart-resize size (empty list
+            without media); ``pixel_values_videos`` ``(sum g_t*g_h*g_w, 3*2*14*14)``, ``video_grid_thw``
             ``(num_videos, 3)`` and ``second_per_grid_ts`` ``(num_videos,)``, all three None without media.
 
         Raises:
@@ -110,7 +120,9 @@ class UniPixelProcessor:
         text = self.apply_chat_template(messages, add_generation_prompt)
         if not (add_generation_prompt or keep_trailing_newline):
             text = text.rstrip("\n")
-        pixel_values, grids = self._process_videos(messages, videos)
+        resized = self._resize_videos(messages, videos)
+        grids = [video_grid(v.shape[0], v.shape[1], v.shape[2], self.vision) for v in resized]
+        pixels = [pixel_values(v, self.vision) for v in resized] if return_pixel_values and resized else None
         input_ids = self._expand_video_pads(self.tokenizer.encode(text, add_special_tokens=False), grids)
         ids = self.token_ids
         mm_token_type_ids = torch.where(input_ids == ids.video, VIDEO, 0)
@@ -131,7 +143,8 @@ class UniPixelProcessor:
             "labels": chatml_labels(input_ids, ids.im_start, ids.im_end, self._assistant_header),
             "mm_token_type_ids": mm_token_type_ids,
             "position_ids": position_ids[:, 0],
-            "pixel_values_videos": pixel_values,
+            "videos": resized,
+            "pixel_values_videos": None if pixels is None else torch.cat(pixels),
             "video_grid_thw": video_grid_thw,
             "second_per_grid_ts": seconds,
         }
@@ -141,9 +154,8 @@ class UniPixelProcessor:
         values = ids.tolist() if isinstance(ids, Tensor) else list(ids)
         return self.tokenizer.decode([i for i in values if i >= 0], skip_special_tokens=skip_special_tokens)
 
-    def _process_videos(
-        self, messages: list[Message], videos: Sequence[FrameInput] | None
-    ) -> tuple[Tensor | None, list[Tensor]]:
+    def _resize_videos(self, messages: list[Message], videos: Sequence[FrameInput] | None) -> list[Tensor]:
+        """Per media part its uint8 ``(T, H', W', 3)`` frames at the smart-resize size."""
         videos = list(videos) if videos is not None else []
         expected = count_media(messages)
         if len(videos) != expected:
@@ -151,14 +163,12 @@ class UniPixelProcessor:
                 f"the conversation has {expected} image/video part(s) but {len(videos)} video(s) were given; "
                 "pass one frame array per media part, in order"
             )
-        outputs = [self._process_video(video) for video in videos]
-        if not outputs:
-            return None, []
-        return torch.cat([pixels for pixels, _ in outputs]), [grid for _, grid in outputs]
+        return [self._resize_video(video) for video in videos]
 
-    def _process_video(self, video: FrameInput) -> tuple[Tensor, Tensor]:
+    def _resize_video(self, video: FrameInput) -> Tensor:
         frames = to_frames(video)
-        return process_video(frames, self.vision, self.min_pixels, self.frame_max_pixels(len(frames)))
+        budget = self.frame_max_pixels(len(frames))
+        return torch.from_numpy(resize_video(frames, self.vision, self.min_pixels, budget))
 
     def _expand_video_pads(self, ids: list[int], grids: list[Tensor]) -> Tensor:
         """Repeat the k-th ``<|video_pad|>`` ``g_t*g_h*g_w / merge**2`` times for the k-th grid."""

@@ -3,6 +3,12 @@
 Reproduces ``qwen_vl_utils.fetch_image`` per frame (PIL bicubic resize to the smart-resize size) followed by the
 Qwen2-VL image/video processor with ``do_resize=False`` (``reference/DATA.md`` §4). An image is a one-frame video:
 its single frame is repeated to fill the temporal patch, exactly as the image processor tiles it.
+
+The pipeline splits in two halves. :func:`resize_video` runs on the host on uint8 frames (PIL, and only when the
+smart-resize size differs from the frame size); :func:`pixel_values` runs wherever its uint8 input lives (the
+model calls it on the accelerator, see ``unipixel_pl.models.pixel_pipeline``). Normalisation reads a 256-entry
+table per channel computed in float64, so the float32 result is bit-identical to normalising in float64 on the
+host as the reference processor does, on any device.
 """
 
 from __future__ import annotations
@@ -114,17 +120,28 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """PIL-bicubic resize of uint8 ``(T, H, W, 3)`` frames to ``(T, height, width, 3)``."""
+    """PIL-bicubic resize of uint8 ``(T, H, W, 3)`` frames to ``(T, height, width, 3)``; ``frames`` itself when the
+    size is already right (PIL's resize to the same size is a copy)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
     resized = [Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC) for frame in frames]
     return np.stack([np.asarray(image) for image in resized])
 
 
-def normalize_frames(frames: np.ndarray) -> Tensor:
-    """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H, W)``: ``(x / 255 - CLIP_MEAN) / CLIP_STD``."""
-    pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).double() / 255.0
-    mean = torch.tensor(CLIP_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=torch.float64).view(1, 3, 1, 1)
-    return ((pixels - mean) / std).float()
+def normalize_frames(frames: Tensor) -> Tensor:
+    """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H, W)``: ``(x / 255 - CLIP_MEAN) / CLIP_STD`` evaluated in float64.
+
+    Every uint8 value of a channel maps to one float, so the float64 results are tabulated (``3 x 256``) and
+    looked up: exact, and as cheap as a float32 affine map on any device.
+    """
+    device = frames.device
+    levels = torch.arange(256, dtype=torch.float64, device=device) / 255.0
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float64, device=device)[:, None]
+    std = torch.tensor(CLIP_STD, dtype=torch.float64, device=device)[:, None]
+    table = ((levels - mean) / std).float()  # (3, 256)
+    channels = frames.permute(3, 0, 1, 2)  # (3, T, H, W)
+    planes = [table[c].index_select(0, channels[c].reshape(-1).int()).view(channels.shape[1:]) for c in range(3)]
+    return torch.stack(planes, dim=1)
 
 
 def patchify(pixels: Tensor, vision: VisionConfig) -> tuple[Tensor, Tensor]:
@@ -152,15 +169,33 @@ def patchify(pixels: Tensor, vision: VisionConfig) -> tuple[Tensor, Tensor]:
     return pixel_values, torch.tensor([grid_t, grid_h, grid_w])
 
 
+def video_grid(num_frames: int, height: int, width: int, vision: VisionConfig) -> Tensor:
+    """``(3,)`` int64 patch grid ``(g_t, g_h, g_w)`` of ``num_frames`` frames of ``height x width`` (resized) pixels."""
+    temporal, patch = vision.temporal_patch_size, vision.patch_size
+    return torch.tensor([-(-num_frames // temporal), height // patch, width // patch])
+
+
+def resize_video(
+    video: FrameInput, vision: VisionConfig, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Host half: uint8 ``(T, H', W', 3)`` frames at the smart-resize size within the per-frame budget."""
+    frames = to_frames(video)
+    factor = vision.patch_size * vision.spatial_merge_size
+    height, width = smart_resize(frames.shape[1], frames.shape[2], factor, min_pixels, max_pixels)
+    return resize_frames(frames, height, width)
+
+
+def pixel_values(frames: Tensor, vision: VisionConfig) -> Tensor:
+    """Device half: resized uint8 ``(T, H', W', 3)`` frames -> ``(g_t*g_h*g_w, 3*2*14*14)`` float32 patch rows."""
+    return patchify(normalize_frames(frames), vision)[0]
+
+
 def process_video(
     video: FrameInput, vision: VisionConfig, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
 ) -> tuple[Tensor, Tensor]:
-    """Resize (smart resize within the per-frame budget), normalise and patchify one video or image.
+    """Resize (smart resize within the per-frame budget), normalise and patchify one video or image, on the host.
 
     Returns:
         ``pixel_values`` ``(g_t * g_h * g_w, 3 * 2 * 14 * 14)`` float32 and ``grid_thw`` ``(3,)`` int64.
     """
-    frames = to_frames(video)
-    factor = vision.patch_size * vision.spatial_merge_size
-    height, width = smart_resize(frames.shape[1], frames.shape[2], factor, min_pixels, max_pixels)
-    return patchify(normalize_frames(resize_frames(frames, height, width)), vision)
+    return patchify(normalize_frames(torch.from_numpy(resize_video(video, vision, min_pixels, max_pixels))), vision)

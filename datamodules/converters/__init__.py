@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unipixel_pl.datamodules.converters import inst_it, llava, osprey, reason_seg, ref_sav, refer, rvos, videorefer
+from unipixel_pl.datamodules.converters import (
+    inst_it,
+    llava,
+    mvbench,
+    osprey,
+    reason_seg,
+    ref_sav,
+    refer,
+    rvos,
+    videorefer,
+    videorefer_bench,
+)
 from unipixel_pl.datamodules.converters.common import ConversionError, Converter, ConverterOutput, Drop
 from unipixel_pl.datamodules.manifest import Manifest
 from unipixel_pl.datamodules.writer import ShardSetWriter
@@ -30,8 +41,11 @@ CONVERTERS: dict[str, Converter] = {
     "osprey": osprey.convert,
     "inst_it": inst_it.convert,
     "llava": llava.convert,
+    "mvbench": mvbench.convert,
+    "videorefer_q": videorefer_bench.convert_q,
+    "pixelqa": videorefer_bench.convert_pixelqa,
 }
-"""Corpus name -> converter; ``unipixel shards convert <name>``."""
+"""Corpus or benchmark name -> converter; ``unipixel shards convert <name>``."""
 
 
 def run_converter(

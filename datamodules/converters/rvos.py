@@ -2,15 +2,19 @@
 ``{"videos": {vid: {"frames": [name, ...], "expressions": {qid: {"exp": str, "obj_id": [...], "anno_id": [...]}}}}}``
 plus a mask dictionary of per-frame RLEs (``None`` where absent).
 
-* Ref-YouTube-VOS: ``mask_dict.pkl`` keyed by a running expression counter (train only; valid has no masks).
+* Ref-YouTube-VOS: ``mask_dict.pkl`` keyed by a running expression counter (train).
 * Ref-DAVIS17: ``{split}/mask_dict.pkl``, same counter.
 * MeViS, ReVOS, Ref-SAV (valid), LV-VIS: ``mask_dict.json`` keyed by ``anno_id``; an expression's mask is the
   union over its ``anno_id``s.
+* MeViS ``valid`` and Ref-YouTube-VOS ``valid`` have no public masks (server-evaluated): their mask tables are all
+  ``null`` (the data pipeline needs a table; nothing scores them).
 
 One record per video (frames stored once) with one ``seg`` turn per expression, expanded online to one sample per
-expression. Training skips expressions without objects (MeViS, ReVOS). ReVOS: ``sentence`` when the text ends with
-``?``, else ``query``; TAO training videos are grouped by object set and cropped to the frames where the target
-appears (at least 2), as the reference does.
+expression. ``meta.eval`` keeps the expression ids (``qids``), the frame names of the meta file (``frame_names``,
+the names of the submission PNGs) and ReVOS's ``type_id`` per expression (``type_ids``: 0 referring, 1 reasoning;
+required for ReVOS ``valid``, whose scorer groups by it). Training skips expressions without objects (MeViS,
+ReVOS). ReVOS: ``sentence`` when the text ends with ``?``, else ``query``; TAO training videos are grouped by object
+set and cropped to the frames where the target appears (at least 2), as the reference does.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ class Expression:
     text: str
     parts: list[list]
     turn_type: str = "query"
+    type_id: int | None = None
 
 
 @dataclass
 class Layout:
-    """Where a corpus keeps its files (relative to ``root``) and how it reads masks and turn types."""
+    """Where a corpus keeps its files (relative to ``root``) and how it reads masks and turn types (no mask file:
+    a mask-less server split)."""
 
     meta: str
     frames: str
@@ -55,11 +61,13 @@ class Layout:
     skip_empty: bool = False
     crop_tao: bool = False
     text: Callable[[str], str] = str.strip
+    require_type_ids: bool = False
 
 
 LAYOUTS: dict[str, dict[str, Layout]] = {
     "ref_youtube_vos": {
         "train": Layout("meta_expressions/train/meta_expressions.json", "train/JPEGImages", "mask_dict.pkl"),
+        "valid": Layout("meta_expressions/valid/meta_expressions.json", "valid/JPEGImages"),
     },
     "ref_davis17": {
         split: Layout(
@@ -71,10 +79,10 @@ LAYOUTS: dict[str, dict[str, Layout]] = {
         split: Layout(
             f"{split}/meta_expressions.json",
             f"{split}/JPEGImages",
-            anno_masks=f"{split}/mask_dict.json",
+            anno_masks=None if split == "valid" else f"{split}/mask_dict.json",
             skip_empty=split == "train",
         )
-        for split in ("train", "valid_u")
+        for split in ("train", "valid_u", "valid")
     },
     "revos": {
         split: Layout(
@@ -84,6 +92,7 @@ LAYOUTS: dict[str, dict[str, Layout]] = {
             turn_type=lambda text: "sentence" if text.endswith("?") else "query",
             skip_empty=split == "train",
             crop_tao=split == "train",
+            require_type_ids=split == "valid",
         )
         for split in ("train", "valid")
     },
@@ -113,7 +122,7 @@ def converter(corpus: str) -> Callable[..., tuple[str, ConverterOutput]]:
         require(options, (), corpus)
         if split not in LAYOUTS[corpus]:
             raise ConversionError(
-                f"{corpus} split {split!r} is not convertible; splits with masks: {sorted(LAYOUTS[corpus])}"
+                f"{corpus} split {split!r} is not convertible; convertible splits: {sorted(LAYOUTS[corpus])}"
             )
         layout = LAYOUTS[corpus][split]
         videos = load_json(root / layout.meta)["videos"]
@@ -126,6 +135,8 @@ def converter(corpus: str) -> Callable[..., tuple[str, ConverterOutput]]:
 
 def _mask_lookup(root: Path, layout: Layout) -> Callable[[dict, int, int], list[list]]:
     """``(expression, running index, frames) -> parts[frame]``: the expression's RLE parts on every frame."""
+    if layout.counter_masks is None and layout.anno_masks is None:
+        return lambda expression, index, frames: [[None]] * frames
     if layout.counter_masks is not None:
         counter = load_pickle(root / layout.counter_masks)
         return lambda expression, index, frames: [[rle] for rle in counter[str(index)]]
@@ -151,7 +162,8 @@ def _records(
                 continue
             text = layout.text(expression["exp"])
             parts = masks(expression, index - 1, len(video["frames"]))
-            expressions.append(Expression(qid, text, parts, layout.turn_type(text)))
+            type_id = _type_id(expression, f"{vid}/{qid}", layout.require_type_ids)
+            expressions.append(Expression(qid, text, parts, layout.turn_type(text), type_id))
         if layout.crop_tao and vid.split("/")[0] == "TAO":
             groups = _tao_groups(video, expressions)
         else:
@@ -161,6 +173,25 @@ def _records(
                 yield Drop("tao_span_below_2_frames")
                 continue
             yield _record(corpus, split, frame_root, vid, group, video["frames"][start:end], members, start)
+
+
+def _type_id(expression: dict, name: str, required: bool) -> int | None:
+    """The expression's ReVOS ``type_id`` (None when absent); raises when ``required`` and absent."""
+    if "type_id" in expression:
+        return int(expression["type_id"])
+    if required:
+        raise ConversionError(
+            f"expression {name} has no type_id; ReVOS valid needs meta_expressions_valid_.json with type_id"
+        )
+    return None
+
+
+def _eval_fields(expressions: list[Expression], frames: list[str]) -> dict:
+    """``meta.eval``: expression ids, frame names and, when every expression has one, the ReVOS type ids."""
+    fields: dict = {"qids": [e.qid for e in expressions], "frame_names": list(frames)}
+    if all(e.type_id is not None for e in expressions):
+        fields["type_ids"] = [e.type_id for e in expressions]
+    return fields
 
 
 def _tao_groups(video: dict, expressions: list[Expression]) -> list[tuple[str, list[Expression], int, int]]:
@@ -214,6 +245,6 @@ def _record(
         turns=[Turn(e.turn_type, e.text, "", [i]) for i, e in enumerate(expressions)],
         objects=[ObjectInfo(i, "", i) for i in range(len(expressions))],
         expand=True,
-        eval={"qids": [e.qid for e in expressions]},
+        eval=_eval_fields(expressions, frames),
     )
     return ShardSample(meta, payload, masks=table)

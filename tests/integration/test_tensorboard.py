@@ -10,6 +10,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.integration.test_cli import tiny_args
 from unipixel_pl.cli import run_cli
 
+# Non-default weights of the SAM 2 terms, so the test sees they reach the logged mask loss.
+TERM_WEIGHTS = {"focal": 50.0, "dice": 2.0, "iou": 3.0, "object_score": 7.0}
+
 
 @pytest.fixture(autouse=True)
 def plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,6 +24,7 @@ def test_fit_logs_scalars_and_overlays(tmp_path: Path) -> None:
         tmp_path, "--trainer.max_steps=6", "--trainer.val_check_interval=6", "--trainer.log_every_n_steps=1"
     )
     args += ["--data.init_args.tasks=[seg]", "--data.init_args.val_samples=2", "--data.init_args.video_frames=3"]
+    args += [f"--model.config.loss.{name}={weight}" for name, weight in TERM_WEIGHTS.items()]
     run_cli(["fit", *args])
     (event_file,) = tmp_path.rglob("events.out.tfevents.*")
     events = EventAccumulator(str(event_file), size_guidance={"images": 0, "scalars": 0})
@@ -35,3 +39,16 @@ def test_fit_logs_scalars_and_overlays(tmp_path: Path) -> None:
     assert {"val_overlays/0", "val_overlays/1"} <= set(events.Tags()["images"])
     image = events.Images("val_overlays/0")[-1]
     assert image.height == 128 and image.width % image.height == 0  # frames side by side at SAM 2 resolution
+    for stage in ("train", "val"):
+        _assert_mask_terms_sum_to_mask_loss(events, stage)
+
+
+def _assert_mask_terms_sum_to_mask_loss(events: EventAccumulator, stage: str) -> None:
+    """Each logged unweighted term is there, and their weighted sum is the logged mask loss at every step."""
+    terms = {name: {e.step: e.value for e in events.Scalars(f"{stage}/mask_{name}")} for name in TERM_WEIGHTS}
+    mask_loss = {e.step: e.value for e in events.Scalars(f"{stage}/mask_loss")}
+    assert mask_loss and all(set(values) == set(mask_loss) for values in terms.values()), stage
+    for step, logged in mask_loss.items():
+        weighted = sum(weight * terms[name][step] for name, weight in TERM_WEIGHTS.items())
+        assert weighted == pytest.approx(logged, rel=1e-5), (stage, step)
+    assert all(value > 0 for values in terms.values() for value in values.values()), stage

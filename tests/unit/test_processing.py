@@ -16,7 +16,7 @@ from unipixel_pl.config import IGNORE_INDEX, TokenIds, VisionConfig, preset
 from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.rope_index import get_rope_index
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
-from unipixel_pl.vision_patchify import frame_pixel_budget, patchify, process_video, smart_resize
+from unipixel_pl.vision_patchify import frame_pixel_budget, patchify, pixel_values, process_video, smart_resize
 
 FIXTURE = Path(__file__).parents[2] / ".." / "shared" / "fixtures" / "reference-tiny"
 SMALL_BUDGET = {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28, "budget_frames": 1}
@@ -129,6 +129,18 @@ def test_frame_input_types_agree(processor):
     for other in (as_tensor, as_pil):
         assert torch.equal(other["pixel_values_videos"], as_numpy["pixel_values_videos"])
         assert torch.equal(other["input_ids"], as_numpy["input_ids"])
+
+
+def test_uint8_videos_for_the_device_give_the_same_pixel_values(processor):
+    video = frames(3, 61, 97)  # not a multiple of 28: resized on the host
+    host = processor(conversation("video"), [video])
+    device = processor(conversation("video"), [video], return_pixel_values=False)
+    assert device["pixel_values_videos"] is None and device["videos"][0].dtype == torch.uint8
+    assert tuple(device["videos"][0].shape) == (3, 14 * 4, 14 * 6, 3)  # (T, 14 g_h, 14 g_w, 3)
+    assert torch.equal(device["video_grid_thw"], host["video_grid_thw"])
+    assert torch.equal(pixel_values(device["videos"][0], VisionConfig()), host["pixel_values_videos"])
+    kept = frames(2, 56, 84)  # already 28-aligned within the budget: no resize, the same pixels
+    assert np.array_equal(processor(conversation("video"), [kept], return_pixel_values=False)["videos"][0], kept)
 
 
 def test_rgba_frames_are_composited_on_white(processor):

@@ -82,7 +82,9 @@ def encode_request(
     refer_masks = _refer_masks(request, position, frames.shape)
     text = request.prompt if refer_masks is None else _prefix(refer_masks) + request.prompt
     try:
-        encoded = processor(_messages(text, len(indices)), videos=[frames], add_generation_prompt=True)
+        encoded = processor(
+            _messages(text, len(indices)), videos=[frames], add_generation_prompt=True, return_pixel_values=False
+        )
     except ValueError as error:  # control tokens in the text, an extreme aspect ratio
         raise RequestError(f"cannot encode the request: {error}") from error
     length = int(encoded["input_ids"].shape[0])
@@ -90,13 +92,13 @@ def encode_request(
     grid = encoded["video_grid_thw"]
     record = SampleRecord(
         text={name: encoded[name] for name in TEXT_FIELDS},
-        pixel_values_videos=encoded["pixel_values_videos"],
+        video=encoded["videos"][0],
         video_grid_thw=grid,
-        sam_frames=None,
+        frames=None,
         frame_size=media.frame_size,
         prompts=[r.to_visual_prompt(media.frame_size, sam_image_size, position[r.frame]) for r in request.regions],
         refer_mask=None if refer_masks is None else grid_masks(torch.from_numpy(refer_masks), grid[0]),
-        target_masks=None,
+        frame_masks=None,
         task="inference",
         key=media.source,
     )

@@ -3,15 +3,18 @@
 :func:`open_media` checks a path once (exists, supported extension, readable, one frame size) and returns a
 :class:`Media` handle that knows the frame count and size without holding pixels; :meth:`Media.iter_frames` then
 decodes frames one at a time, so a long video never sits in memory. Extensions are matched case-insensitively.
-Video files are decoded with PyAV (``av``); frame rotation metadata is not applied.
+Video files are decoded with PyAV (``av``); frame rotation metadata is not applied. :func:`decode_video` and
+:func:`probe_video` do the same for a video held in memory (the ``video.mp4`` member of a shard).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -111,15 +114,49 @@ class VideoFile(Media):
     path: Path = field(default_factory=Path, repr=False)
 
     def _decode(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-        wanted, index = set(indices), -1
-        last = max(wanted, default=-1)
-        for index, frame in enumerate(_video_frames(self.path)):
-            if index in wanted:
-                yield index, frame.to_ndarray(format="rgb24")
-            if index >= last:
-                return
-        if index < last:
-            raise MediaError(f"{self.source} ended after {index + 1} frames while frame {last} was expected")
+        yield from _decode_video(self.path, indices, repr(self.source))
+
+
+VideoSource = Path | bytes
+"""A video file, or the bytes of one (an mp4 shard member)."""
+
+
+def _decode_video(video: VideoSource, indices: Sequence[int], name: str) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, uint8 (H, W, 3))`` at sorted unique ``indices``, decoding in order and stopping after the last one;
+    only the wanted frames are converted to RGB."""
+    wanted, index = set(indices), -1
+    last = max(wanted, default=-1)
+    for index, frame in enumerate(_video_frames(video, name)):
+        if index in wanted:
+            yield index, frame.to_ndarray(format="rgb24")
+        if index >= last:
+            return
+    if index < last:
+        raise MediaError(f"{name} ended after {index + 1} frames while frame {last} was expected")
+
+
+def decode_video(video: VideoSource, indices: Sequence[int], name: str = "<video>") -> np.ndarray:
+    """uint8 ``(len(set(indices)), H, W, 3)`` RGB frames of a video file or bytes at the sorted unique ``indices``.
+
+    Raises:
+        MediaError: unreadable data, no video stream, or a video shorter than the largest index.
+    """
+    return np.stack([frame for _, frame in _decode_video(video, sorted(set(indices)), name)])
+
+
+def probe_video(video: VideoSource, name: str = "<video>") -> tuple[int, tuple[int, int], float]:
+    """``(num_frames, (H, W), fps)`` of a video file or bytes: one decoding pass without colour conversion.
+
+    Raises:
+        MediaError: unreadable data, no video stream or no decodable frame.
+    """
+    count, size = 0, (0, 0)
+    for count, frame in enumerate(_video_frames(video, name), start=1):
+        if count == 1:
+            size = (frame.height, frame.width)
+    if count == 0:
+        raise MediaError(f"video {name} has no decodable frame")
+    return count, size, _video_fps(video)
 
 
 MediaSource = str | Path | np.ndarray | Image.Image | Media
@@ -209,36 +246,35 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise MediaError(f"cannot read image {str(path)!r}: {error}; is it a valid image file?") from error
 
 
-def _video_frames(path: Path) -> Iterator:
+def _open_video(video: VideoSource) -> Any:
+    """An ``av`` input container on a file path or on bytes (``av`` is imported lazily)."""
+    import av  # noqa: PLC0415 - heavy, only needed for videos
+
+    return av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video))
+
+
+def _video_frames(video: VideoSource, name: str) -> Iterator:
     """Decoded ``av.VideoFrame`` objects of the first video stream, in order."""
-    import av  # noqa: PLC0415 - heavy, only needed for video files
+    import av  # noqa: PLC0415
 
     try:
-        with av.open(str(path)) as container:
+        with _open_video(video) as container:
             if not container.streams.video:
-                raise MediaError(f"{str(path)!r} has no video stream")
+                raise MediaError(f"{name} has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             yield from container.decode(stream)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise MediaError(f"cannot read video {str(path)!r}: {error}; is it a valid video file?") from error
+        raise MediaError(f"cannot read video {name}: {error}; is it a valid video file?") from error
 
 
 def _video_media(path: Path) -> Media:
-    """Count the frames (one decoding pass without colour conversion) and read the frame size."""
-    count, size = 0, (0, 0)
-    for count, frame in enumerate(_video_frames(path), start=1):
-        if count == 1:
-            size = (frame.height, frame.width)
-    if count == 0:
-        raise MediaError(f"video {str(path)!r} has no decodable frame")
-    fps = _video_fps(path)
+    """Count the frames and read the frame size and rate."""
+    count, size, fps = probe_video(path, repr(str(path)))
     return VideoFile(str(path), "video", count, size, [f"{i:05d}" for i in range(count)], fps, path=path)
 
 
-def _video_fps(path: Path) -> float:
-    import av  # noqa: PLC0415
-
-    with av.open(str(path)) as container:
+def _video_fps(video: VideoSource) -> float:
+    with _open_video(video) as container:
         rate = container.streams.video[0].average_rate
     return float(rate) if rate else FOLDER_FPS

@@ -84,8 +84,9 @@ def track_media(mask_decoder: MaskDecoder, media: Media, prompt_tokens: Tensor) 
     def sam_frames() -> Iterator[Tensor]:
         for index, rgb in media.iter_frames():
             current["frame"] = (index, rgb)
-            frames = sam2_transform(torch.from_numpy(rgb)[None], mask_decoder.image_size)
-            yield frames[0].to(parameter.device, parameter.dtype)
+            # uint8 to the device first: SAM 2's resize and normalisation run there
+            frames = sam2_transform(torch.from_numpy(rgb)[None].to(parameter.device), mask_decoder.image_size)
+            yield frames[0].to(parameter.dtype)
 
     features = StreamedFrameFeatures(mask_decoder, sam_frames(), media.num_frames)
     for segmentation in mask_decoder.stream_segment(features, prompt_tokens, media.frame_size):

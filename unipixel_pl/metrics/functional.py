@@ -10,14 +10,19 @@ import torch
 from torch import Tensor
 
 from unipixel_pl.metrics.boundary import boundary_map, boundary_radius, frame_boundary_f
+from unipixel_pl.metrics.boxes import box_hit, box_iou, mask_box, prediction_box
 
 __all__ = [
     "boundary_f",
     "boundary_f_per_frame",
     "boundary_map",
     "boundary_radius",
+    "box_hit",
+    "box_iou",
     "intersection_and_union",
+    "mask_box",
     "parse_choice",
+    "prediction_box",
     "query_iou",
     "region_j",
     "region_j_per_frame",

@@ -21,16 +21,17 @@ if TYPE_CHECKING:
 
 
 def single_sample(batch: UniPixelBatch, index: int) -> UniPixelBatch:
-    """The ``index``-th sample of a batch as a batch of one, padding removed."""
+    """The ``index``-th sample of a batch as a batch of one, padding removed (host media kept, if any)."""
     length = int(batch.attention_mask[index].sum())
     spans: list[int] = [] if batch.video_sample_index is None else batch.video_sample_index.tolist()
     videos = [i for i, b in enumerate(spans) if b == index]
     pixel_values = grid = sample_index = None
+    if videos and batch.video_grid_thw is not None:
+        grid, sample_index = batch.video_grid_thw[videos], torch.zeros(len(videos), dtype=torch.long)
     if videos and batch.video_grid_thw is not None and batch.pixel_values_videos is not None:
         rows = batch.video_grid_thw.prod(dim=-1)
         starts = [0, *rows.cumsum(0).tolist()]
         pixel_values = torch.cat([batch.pixel_values_videos[starts[i] : starts[i + 1]] for i in videos])
-        grid, sample_index = batch.video_grid_thw[videos], torch.zeros(len(videos), dtype=torch.long)
     pick = lambda values: [values[index]] if index < len(values) else []  # noqa: E731
     return UniPixelBatch(
         input_ids=batch.input_ids[index : index + 1, :length],
@@ -47,6 +48,9 @@ def single_sample(batch: UniPixelBatch, index: int) -> UniPixelBatch:
         refer_masks=pick(batch.refer_masks),
         target_masks=pick(batch.target_masks),
         task=pick(batch.task),
+        videos=[batch.videos[i] for i in videos] if batch.videos else [],
+        frames=pick(batch.frames),
+        frame_masks=pick(batch.frame_masks),
     )
 
 

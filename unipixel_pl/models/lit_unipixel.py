@@ -10,16 +10,20 @@ from torch import Tensor
 
 from unipixel_pl.config import GenerationConfig, LoraConfig, OptimizerConfig, UniPixelConfig, preset
 from unipixel_pl.distributed import shard_model
+from unipixel_pl.evaluation.config import EvaluationConfig
+from unipixel_pl.evaluation.evaluator import BenchmarkEvaluator
 from unipixel_pl.metrics import CIoU
 from unipixel_pl.models.backbone import Backbone, BackboneOutput
 from unipixel_pl.models.generation import greedy_generate
-from unipixel_pl.models.held_out import HeldOutMetrics, log_answer_accuracy
+from unipixel_pl.models.held_out import HeldOutMetrics
 from unipixel_pl.models.init_weights import load_initial_weights
 from unipixel_pl.models.inputs import build_inputs_embeds
 from unipixel_pl.models.lora import LORA_MARKER, inject_lora
 from unipixel_pl.models.losses import check_mask_targets, lm_loss, sample_objects
 from unipixel_pl.models.mask_decoder import MaskDecoder
+from unipixel_pl.models.mask_loss import MaskLossTerms
 from unipixel_pl.models.optim import apply_trainable, parameter_groups, warmup_cosine
+from unipixel_pl.models.pixel_pipeline import prepare_batch
 from unipixel_pl.models.pointer_head import PointerHead
 from unipixel_pl.models.prompt_encoder import PromptEncoder
 from unipixel_pl.types import UniPixelBatch, UniPixelOutput
@@ -37,6 +41,8 @@ class LitUniPixel(L.LightningModule):
         init_weights: start from these weights instead of the random/donor initialisation: one of our checkpoint
             directories (``unipixel_pl.checkpoints.ours``) or a training checkpoint of a previous stage (a
             ``.ckpt`` file or a sharded directory), Fourier buffers included.
+        evaluation: score a benchmark in ``test`` by greedy generation instead of the teacher-forced held-out
+            metrics (``docs/EVAL.md``); None keeps the held-out metrics.
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class LitUniPixel(L.LightningModule):
         seed: int = 0,
         lora: LoraConfig | None = None,
         init_weights: str | None = None,
+        evaluation: EvaluationConfig | None = None,
     ) -> None:
         super().__init__()
         self.config = config or preset("unipixel-tiny")
@@ -72,6 +79,7 @@ class LitUniPixel(L.LightningModule):
         self.mask_decoder = MaskDecoder(cfg.mask_decoder, cfg.loss)
         self.val_iou, self.test_iou = CIoU(), CIoU()
         self.val_held_out, self.test_held_out = HeldOutMetrics(), HeldOutMetrics()
+        self.evaluator = None if evaluation is None else BenchmarkEvaluator(evaluation)
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: object) -> LitUniPixel:
@@ -109,8 +117,17 @@ class LitUniPixel(L.LightningModule):
         self.prompt_encoder.init_from_merger(self.backbone.hf_model.model.visual.merger.mlp)
 
     # ------------------------------------------------------------------ forward
+    def prepare_batch(self, batch: UniPixelBatch) -> UniPixelBatch:
+        """Build the float model inputs from the batch's uint8 host media on its device, in place (a no-op once
+        done); see ``unipixel_pl.models.pixel_pipeline``."""
+        return prepare_batch(batch, self.config.backbone.vision, self.config.mask_decoder.image_size)
+
+    def on_after_batch_transfer(self, batch: UniPixelBatch, dataloader_idx: int) -> UniPixelBatch:
+        return self.prepare_batch(batch)
+
     def run_backbone(self, batch: UniPixelBatch, use_cache: bool = False) -> BackboneOutput:
-        """Fill every placeholder and run the LLM on the whole batch."""
+        """Fill every placeholder and run the LLM on the whole batch (preparing its host media first)."""
+        self.prepare_batch(batch)
         embeds = build_inputs_embeds(batch, self.backbone, self.prompt_encoder, self.config.backbone.tokens)
         return self.backbone(
             inputs_embeds=embeds,
@@ -140,14 +157,18 @@ class LitUniPixel(L.LightningModule):
         if batch.labels is not None:
             text_loss = lm_loss(out.logits, batch.labels, self.config.loss.lm_reduction)
         prompts = self.seg_prompts(out.hidden_states, batch.input_ids)
-        mask_loss, mask_logits = self._mask_loss(batch, prompts)
+        mask_terms, mask_logits = self._mask_loss(batch, prompts)
+        mask_loss = None if mask_terms is None else mask_terms.total
         weights = self.config.loss
         parts = [w * v for w, v in ((weights.lm, text_loss), (weights.mask, mask_loss)) if v is not None]
         total = torch.stack(parts).sum() if parts else None
-        return UniPixelOutput(total, text_loss, mask_loss, out.logits, mask_logits), prompts
+        terms = {} if mask_terms is None else mask_terms.detached()
+        return UniPixelOutput(total, text_loss, mask_loss, out.logits, mask_logits, mask_loss_terms=terms), prompts
 
-    def _mask_loss(self, batch: UniPixelBatch, prompts: list[Tensor]) -> tuple[Tensor | None, list[Tensor | None]]:
-        """Mean over mask-bearing samples of the SAM 2 loss; also the chosen high-res mask logits per sample."""
+    def _mask_loss(
+        self, batch: UniPixelBatch, prompts: list[Tensor]
+    ) -> tuple[MaskLossTerms | None, list[Tensor | None]]:
+        """Mean over mask-bearing samples of the SAM 2 loss terms; also the chosen high-res mask logits per sample."""
         losses, logits = [], []
         for b, tokens in enumerate(prompts):
             targets = batch.target_masks[b] if b < len(batch.target_masks) else None
@@ -158,9 +179,9 @@ class LitUniPixel(L.LightningModule):
             check_mask_targets(b, frames, targets, tokens.shape[0])
             keep = sample_objects(targets.shape[1], self.config.loss.sample_objects, self._object_generator(b))
             decoded = self.mask_decoder(frames, tokens[keep])
-            losses.append(self.mask_decoder.loss(decoded, targets[:, keep], self.config.loss.global_object_count))
+            losses.append(self.mask_decoder.loss_terms(decoded, targets[:, keep], self.config.loss.global_object_count))
             logits.append(decoded.high_res_masks[:, :, 0])
-        return (torch.stack(losses).mean() if losses else None), logits
+        return (MaskLossTerms.mean(losses) if losses else None), logits
 
     def _object_generator(self, sample: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + sample)
@@ -195,16 +216,22 @@ class LitUniPixel(L.LightningModule):
         self._evaluate("val", batch, self.val_iou, self.val_held_out)
 
     def test_step(self, batch: UniPixelBatch, batch_idx: int) -> None:
+        if self.evaluator is not None:
+            self.evaluator.test_step(self, batch)  # type: ignore[arg-type]
+            return
         self._evaluate("test", batch, self.test_iou, self.test_held_out)
 
     def on_validation_epoch_end(self) -> None:
         self._log_held_out("val", self.val_held_out)
 
     def on_test_epoch_end(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.on_test_epoch_end(self)
+            return
         self._log_held_out("test", self.test_held_out)
 
     def _log_held_out(self, stage: str, held_out: HeldOutMetrics) -> None:
-        """Per-task cIoU and video J&F of the epoch (single-process values: their states are not synced)."""
+        """Per-task cIoU, answer accuracy and video J&F of the epoch, over every rank's samples."""
         for name, value in held_out.compute_and_reset().items():
             self.log(f"{stage}/{name}", value)
 
@@ -213,7 +240,7 @@ class LitUniPixel(L.LightningModule):
         decoded from the ground-truth ``<|seg|>`` tokens."""
         output, prompts = self._teacher_forced(batch)
         self._log_losses(stage, output, batch.batch_size)
-        log_answer_accuracy(self, stage, batch, output.logits)
+        held_out.update_answers(batch, output.logits)
         predicted = self.segment_prompts(batch, prompts)
         held_out.update(batch, predicted)
         for masks, targets in zip(predicted, batch.target_masks, strict=True):
@@ -244,8 +271,11 @@ class LitUniPixel(L.LightningModule):
         return [greedy_generate(self, batch, b, self.generation_config.max_new_tokens) for b in range(batch.batch_size)]
 
     def _log_losses(self, stage: str, output: UniPixelOutput, batch_size: int) -> None:
+        """The total, LM and mask losses and each unweighted mask-loss term (``{stage}/mask_focal`` ...)."""
         sync = stage != "train"
-        for name, value in (("loss", output.loss), ("lm_loss", output.lm_loss), ("mask_loss", output.mask_loss)):
+        terms = {f"mask_{name}": value for name, value in output.mask_loss_terms.items()}
+        losses = {"loss": output.loss, "lm_loss": output.lm_loss, "mask_loss": output.mask_loss, **terms}
+        for name, value in losses.items():
             if value is not None:
                 self.log(f"{stage}/{name}", value, batch_size=batch_size, prog_bar=name == "loss", sync_dist=sync)
 

@@ -20,7 +20,7 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from torch import Tensor, nn
 
 from unipixel_pl.config import LossConfig, MaskDecoderConfig
-from unipixel_pl.models.mask_loss import object_normaliser, sam2_mask_loss
+from unipixel_pl.models.mask_loss import MaskLossTerms, object_normaliser, sam2_mask_loss
 from unipixel_pl.models.sam2_model import (
     FrameFeatures,
     UniPixelSAM2,
@@ -161,6 +161,16 @@ class MaskDecoder(L.LightningModule):
     def loss(self, output: MaskDecoderOutput, target_masks: Tensor, all_reduce_objects: bool = False) -> Tensor:
         """SAM 2 loss of one sample: summed over frames and objects, divided by ``T`` (``core_loss / T``).
 
+        Args: as :meth:`loss_terms`.
+        """
+        return self.loss_terms(output, target_masks, all_reduce_objects).total
+
+    def loss_terms(
+        self, output: MaskDecoderOutput, target_masks: Tensor, all_reduce_objects: bool = False
+    ) -> MaskLossTerms:
+        """The SAM 2 loss terms of one sample and their weighted total, each summed over frames and objects and
+        divided by ``T``.
+
         Args:
             output: :meth:`forward` outputs.
             target_masks: ``(T, O, S, S)`` bool targets (see ``sam2_transforms.resize_target_masks``).
@@ -177,7 +187,7 @@ class MaskDecoder(L.LightningModule):
             self.loss_config,
             normaliser,
         )
-        return terms.total / num_frames
+        return terms / num_frames
 
     @torch.no_grad()
     def encode_frames(self, frames: Tensor) -> FrameFeatures:

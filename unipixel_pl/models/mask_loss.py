@@ -14,7 +14,8 @@ mask, dice and IoU terms count only when the target is non-empty. Terms are summ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import torch
 import torch.distributed as dist
@@ -41,6 +42,19 @@ class MaskLossTerms:
     iou: Tensor
     object_score: Tensor
     total: Tensor
+
+    @classmethod
+    def mean(cls, samples: Sequence[MaskLossTerms]) -> MaskLossTerms:
+        """Every term and the total averaged over ``samples`` (the total stays the weighted sum of the terms)."""
+        return cls(*(torch.stack([getattr(sample, f.name) for sample in samples]).mean() for f in fields(cls)))
+
+    def __truediv__(self, divisor: float) -> MaskLossTerms:
+        """Every term and the total divided by ``divisor`` (e.g. the frame count ``T``)."""
+        return MaskLossTerms(*(getattr(self, f.name) / divisor for f in fields(self)))
+
+    def detached(self) -> dict[str, Tensor]:
+        """The unweighted terms as detached scalars, keyed ``focal``, ``dice``, ``iou``, ``object_score``."""
+        return {f.name: getattr(self, f.name).detach() for f in fields(self) if f.name != "total"}
 
 
 def object_normaliser(num_objects: int, device: torch.device, all_reduce: bool = False) -> float:

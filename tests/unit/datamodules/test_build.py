@@ -115,7 +115,7 @@ def test_every_family_encodes_with_matching_special_tokens(records: list[Record]
         sample = encoder(built.frames, built.task, built.key)
         ids = sample.text["input_ids"]
         assert sample.key == record.unit_key and sample.task == built.data_type
-        assert int((ids == TOKENS.seg).sum()) == (0 if sample.target_masks is None else sample.target_masks.shape[1])
+        assert int((ids == TOKENS.seg).sum()) == (0 if sample.frame_masks is None else sample.frame_masks.shape[1])
         assert int((ids == TOKENS.ref).sum()) == len(sample.prompts)
         expected_mem = 0 if sample.refer_mask is None else int(sample.refer_mask.flatten(2).any(-1).sum())
         assert int((ids == TOKENS.mem).sum()) == expected_mem

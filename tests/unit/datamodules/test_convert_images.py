@@ -205,7 +205,7 @@ def test_llava_keeps_images_and_text_and_drops_mp4_videos(tmp_path: Path, encode
     image, text = build_every_unit(records)[:2]
     assert image.task.messages[0]["content"][0] == {"type": "image"} and text.frames is None
     encoded = encoder(text.frames, text.task, text.key)
-    assert encoded.pixel_values_videos is None and encoded.frame_size is None
+    assert encoded.video is None and encoded.frame_size is None
     assert encoder.processor.decode(encoded.text["input_ids"]).endswith(
         "Hi?<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>"
     )

@@ -47,7 +47,7 @@ def test_every_task_collates_into_a_consistent_batch(task: str) -> None:
     assert set(batch.task) == {task}
     for b in range(batch.batch_size):
         seg = int((batch.input_ids[b] == tokens.seg).sum())
-        targets = batch.target_masks[b]
+        targets = batch.frame_masks[b]  # host media: original-size targets
         assert seg == (0 if targets is None else targets.shape[1])
         assert int((batch.input_ids[b] == tokens.ref).sum()) == len(batch.prompts[b])
         pad = batch.attention_mask[b] == 0
@@ -61,7 +61,7 @@ def test_samples_are_reproducible() -> None:
     first = next(iter(data.train_dataloader()))
     second = next(iter(data.train_dataloader()))
     assert torch.equal(first.input_ids, second.input_ids)
-    assert torch.equal(first.pixel_values_videos, second.pixel_values_videos)
+    assert len(first.videos) == 1 and torch.equal(first.videos[0], second.videos[0])
 
 
 def test_unknown_task_is_rejected() -> None:

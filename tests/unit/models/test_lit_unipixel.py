@@ -116,14 +116,14 @@ def test_same_seed_gives_the_same_loss() -> None:
 
 def test_seg_count_must_match_target_masks() -> None:
     batch = batch_of("seg")
-    batch.target_masks[0] = torch.cat([batch.target_masks[0]] * 2, dim=1)
+    batch.frame_masks[0] = torch.cat([batch.frame_masks[0]] * 2, dim=1)
     with pytest.raises(ValueError, match="1 <\\|seg\\|> token\\(s\\) but 2 target mask object\\(s\\)"):
         tiny_model()(batch)
 
 
 def test_mask_and_frame_shapes_must_agree() -> None:
     batch = batch_of("seg", 3)
-    batch.target_masks[0] = batch.target_masks[0][:-1]
+    batch.frame_masks[0] = batch.frame_masks[0][:-1]
     with pytest.raises(ValueError, match="do not match frames"):
         tiny_model()(batch)
 
