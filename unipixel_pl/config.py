@@ -151,6 +151,11 @@ class MaskDecoderConfig:
     mask_no_object_in_training: bool = False
     """True = upstream SAM 2: NO_OBJ mask replacement in training too. False = the reference (MODEL.md §11 #3),
     our default: a replaced frame adds a large constant focal loss and gives its mask no gradient."""
+    multimask_output: bool = True
+    """True = SAM 2.1 and the reference: 3 candidate masks on every frame, the loss supervises the best one and the
+    predicted IoU picks one at inference. False = one mask (SAM's single-mask token): a model trained from scratch
+    then cannot satisfy the loss with one candidate per object while ignoring the prompt (docs/DEMO.md). Official
+    checkpoints need True."""
 
     @property
     def backbone_channel_list(self) -> list[int]:
@@ -192,6 +197,11 @@ class UniPixelConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     mem_pooling: MemPooling = "raster"
     """``<|mem|>`` pooling order: ``reference`` (window order, published weights) or ``raster`` (corrected)."""
+    bf16_prompt_coords: bool = False
+    """True = reference: in training, ``<|ref|>`` point/box coordinates are rounded to bfloat16 and shifted by the
+    +0.5 pixel centre in bfloat16, as the reference's DeepSpeed input cast does (MODEL.md §11 #9: up to 2 px off;
+    from 128 px on the shift is rounded too). It follows the prompt encoder's train mode, so a wholly frozen prompt
+    encoder under ``optimizer.frozen_modules_eval`` keeps fp32. False (corrected): fp32 in training and inference."""
     temporal_features: int = 128
     """Random-Fourier features of the 1-D frame code (output width is twice this)."""
 
@@ -210,6 +220,10 @@ class OptimizerConfig:
     """Learning rate per parameter-name substring, first match wins, e.g. ``{"mask_decoder": 5e-6}``."""
     trainable: list[str] | None = None
     """Parameter-name substrings that train; everything else is frozen. None trains everything."""
+    frozen_modules_eval: bool = True
+    """True (corrected): during training every module whose parameters are all frozen runs in eval mode, so a
+    frozen SAM 2 (stage 2) has no dropout or drop-path. False = reference: frozen modules stay in train mode
+    (MODEL.md §11 #11)."""
 
 
 @dataclass

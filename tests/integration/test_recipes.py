@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from tests.conftest import REPO_ROOT
 from unipixel_pl.checkpoints.ours import save_ours
 from unipixel_pl.checkpoints.safetensors_io import read_weights
-from unipixel_pl.cli import run_cli
+from unipixel_pl.cli import UniPixelCLI, run_cli
 from unipixel_pl.models.lit_unipixel import LitUniPixel
 from unipixel_pl.models.lora import lora_layers
 from unipixel_pl.processing import UniPixelProcessor
@@ -32,6 +32,12 @@ FOURIER_BUFFERS = (
 )
 STAGE_TASKS = {1: ["ref_point", "ref_box"], 2: ["seg"], 3: ["seg", "ref_point", "ref_box", "region", "mem_point"]}
 """Synthetic task families standing in for each stage's corpus mix (referring / segmentation / everything)."""
+PARITY_OVERRIDES = [
+    "--trainer.gradient_clip_val=null",
+    "--model.optimizer.frozen_modules_eval=false",
+    "--model.config.bf16_prompt_coords=true",
+]
+"""What each recipe's header gives for the reference's training numerics (MODEL.md §11 #10, #11, #9)."""
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +87,33 @@ def test_recipe_settings_follow_the_reference(stage: int) -> None:
     assert (trainer["precision"], trainer["max_epochs"]) == ("bf16-mixed", 1)
     assert config["model"]["config"]["backbone"]["gradient_checkpointing"] is True
     assert config["model"].get("lora") == ({"r": 128, "alpha": 256.0, "dropout": 0.1} if stage == 3 else None)
+
+
+def parity_overrides(path: Path) -> list[str]:
+    """The ``--key=value`` overrides in the header, from ``# Reference parity`` to the command line."""
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# Reference parity"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("# unipixel fit"))
+    return re.findall(r"--[\w.]+=\S+", " ".join(lines[start:end]))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_states_the_corrected_setting_of_each_training_quirk(path: Path) -> None:
+    """MODEL.md §11: clipping at 1.0 (#10), frozen modules in eval mode (#11), fp32 prompt coordinates (#9)."""
+    config = OmegaConf.to_container(OmegaConf.load(path))
+    assert config["trainer"]["gradient_clip_val"] == 1.0
+    assert config["model"]["optimizer"]["frozen_modules_eval"] is True
+    assert config["model"]["config"]["bf16_prompt_coords"] is False
+    assert parity_overrides(path) == PARITY_OVERRIDES
+
+
+def test_the_header_overrides_select_the_reference_numerics() -> None:
+    files = ["model/unipixel-tiny.yaml", "trainer/cpu.yaml", "recipes/stage2-3b.yaml"]
+    args = [*[arg for file in files for arg in ("--config", str(CONFIGS / file))], *PARITY_OVERRIDES]
+    cli = UniPixelCLI(LitUniPixel, subclass_mode_data=True, run=False, args=args, auto_configure_optimizers=False)
+    assert cli.trainer.gradient_clip_val is None
+    assert cli.model.optimizer_config.frozen_modules_eval is False
+    assert cli.model.config.bf16_prompt_coords is True
 
 
 def write_stage0(directory: Path) -> dict[str, torch.Tensor]:

@@ -125,7 +125,15 @@ def config_to_official(config: UniPixelConfig) -> dict[str, Any]:
     The SAM 2 config name is ``configs/sam2.1_hiera_b+`` for a B+ architecture; any other architecture is named
     ``configs/sam2.1_hiera_unipixel`` and its YAML must be written next to the file
     (:func:`unipixel_pl.checkpoints.sam2_yaml.write_sam2_yaml`).
+
+    Raises:
+        ValueError: ``config`` decodes a single mask (``mask_decoder.multimask_output`` false).
     """
+    if not config.mask_decoder.multimask_output:
+        raise ValueError(
+            "the official format always decodes 3 candidate masks; a model trained with "
+            "mask_decoder.multimask_output=false can only be saved in our format (unipixel convert ckpt-to-ours)"
+        )
     backbone, tokens = config.backbone, config.backbone.tokens
     text = _text_section(backbone)
     return {

@@ -22,7 +22,7 @@ from unipixel_pl.models.lora import LORA_MARKER, inject_lora
 from unipixel_pl.models.losses import check_mask_targets, lm_loss, sample_objects
 from unipixel_pl.models.mask_decoder import MaskDecoder
 from unipixel_pl.models.mask_loss import MaskLossTerms
-from unipixel_pl.models.optim import apply_trainable, parameter_groups, warmup_cosine
+from unipixel_pl.models.optim import apply_trainable, eval_frozen_modules, parameter_groups, warmup_cosine
 from unipixel_pl.models.pixel_pipeline import prepare_batch
 from unipixel_pl.models.pointer_head import PointerHead
 from unipixel_pl.models.prompt_encoder import PromptEncoder
@@ -72,6 +72,7 @@ class LitUniPixel(L.LightningModule):
             merger_width=cfg.backbone.vision.hidden_size * cfg.backbone.vision.spatial_merge_size**2,
             temporal_features=cfg.temporal_features,
             mem_pooling=cfg.mem_pooling,
+            bf16_coords_in_training=cfg.bf16_prompt_coords,
         )
         self.pointer_head = PointerHead(
             cfg.backbone.hidden_size, cfg.mask_decoder.hidden_dim, cfg.mask_decoder.prompt_tokens
@@ -187,6 +188,19 @@ class LitUniPixel(L.LightningModule):
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.global_step * 1009 + sample)
 
     # ------------------------------------------------------------------ steps
+    def train(self, mode: bool = True) -> LitUniPixel:
+        """Train or eval mode; in train mode fully frozen modules stay in eval mode when
+        ``optimizer.frozen_modules_eval`` holds (MODEL.md §11 #11)."""
+        super().train(mode)
+        if mode and self.optimizer_config.frozen_modules_eval:
+            eval_frozen_modules(self)
+        return self
+
+    def on_train_start(self) -> None:
+        # Freezing happens in configure_model and Lightning keeps each module's own mode across fit and validation
+        # loops (it never calls train()), so the frozen modules' eval mode is set once here.
+        self.train()
+
     def on_train_batch_start(self, batch: UniPixelBatch, batch_idx: int) -> None:
         # Dropout draws from a generator seeded by the step and rank, so a resumed run replays the same masks.
         entropy = [self.seed, self.current_epoch, batch_idx, self.global_rank]

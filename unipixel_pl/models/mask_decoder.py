@@ -40,7 +40,7 @@ __all__ = [
 
 @dataclass
 class MaskDecoderOutput:
-    """Training-forward outputs stacked over frames (``M`` = 3 multimask outputs on every frame).
+    """Training-forward outputs stacked over frames (``M`` = 3 multimask outputs on every frame, 1 without multimask).
 
     Attributes:
         multimask_logits: ``(T, O, M, S, S)`` high-resolution logits of the M candidate masks.

@@ -1,4 +1,5 @@
-"""Freezing and optimizer parameter groups by parameter-name substring (``reference/MODEL.md`` §8.2, §8.4)."""
+"""Freezing, the train mode of frozen modules, and optimizer parameter groups by parameter-name substring
+(``reference/MODEL.md`` §8.2, §8.4, §11 #11)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from unipixel_pl.config import OptimizerConfig
 
@@ -30,6 +32,32 @@ def apply_trainable(module: nn.Module, trainable: list[str] | None) -> None:
         wanted[param] = wanted.get(param, False) or any(key in name for key in trainable)
     for param, flag in wanted.items():
         param.requires_grad_(flag)
+
+
+def frozen_submodules(module: nn.Module) -> list[nn.Module]:
+    """The largest submodules of ``module`` (itself included) that have parameters and train none of them.
+
+    A module without parameters (a dropout, an activation) is not frozen by itself: it follows its parent.
+    """
+    params = list(module.parameters())
+    if params and not any(param.requires_grad for param in params):
+        return [module]
+    return [frozen for child in module.children() for frozen in frozen_submodules(child)]
+
+
+def eval_frozen_modules(module: nn.Module) -> None:
+    """Put every fully frozen submodule in eval mode: no dropout or drop-path where nothing trains.
+
+    A transformers ``GradientCheckpointingLayer`` (decoder layer, ViT block) checkpoints its activations only in
+    train mode and computes nothing else that depends on the mode, so one with checkpointing enabled keeps its own
+    train flag while everything inside it goes to eval: gradients that run through a frozen LLM to trainable
+    inputs (stage 1's ``<|ref|>`` projections) stay checkpointed.
+    """
+    for frozen in frozen_submodules(module):
+        frozen.eval()
+        for child in frozen.modules():
+            if isinstance(child, GradientCheckpointingLayer) and child.gradient_checkpointing:
+                child.training = True
 
 
 def parameter_groups(module: nn.Module, config: OptimizerConfig) -> list[dict]:

@@ -36,6 +36,9 @@ class PromptEncoder(LightningModule):
         merger_width: ``V``, the vision merger-MLP input width (4 x vision hidden size).
         temporal_features: ``F`` of the 1-D Fourier code (width ``2F``; the reference uses ``F = S/2``).
         mem_pooling: ``reference`` pools window-ordered rows (published weights) or ``raster`` (corrected).
+        bf16_coords_in_training: in train mode, round point/box coordinates through bfloat16 and shift them by the
+            +0.5 pixel centre in bfloat16, as the reference's training does (MODEL.md §11 #9); eval mode and
+            False keep fp32.
     """
 
     def __init__(
@@ -46,12 +49,14 @@ class PromptEncoder(LightningModule):
         merger_width: int,
         temporal_features: int = 128,
         mem_pooling: MemPooling = "raster",
+        bf16_coords_in_training: bool = False,
     ) -> None:
         super().__init__()
         if mem_pooling not in ("reference", "raster"):
             raise ValueError(f"mem_pooling must be 'reference' or 'raster', got {mem_pooling!r}")
         self.image_size = sam_image_size
         self.mem_pooling = mem_pooling
+        self.bf16_coords_in_training = bf16_coords_in_training
         self.ref_encoder = _build_sam2_prompt_encoder(sam_hidden, sam_image_size)
         self.ref_proj_single = nn.Linear(2 * sam_hidden, 3 * sam_hidden)
         self.ref_proj_double = nn.Linear(3 * sam_hidden, 3 * sam_hidden)
@@ -132,10 +137,14 @@ class PromptEncoder(LightningModule):
     def _sparse_tokens(self, prompts: list[VisualPrompt]) -> Tensor:
         """``(n, P + 1, S)`` SAM 2 prompt tokens of same-size prompts (the last one is the pad point)."""
         device = self.ref_proj_single.weight.device
-        coords = torch.stack([prompt.coords for prompt in prompts]).to(device, torch.float32)
+        coords = torch.stack([prompt.coords for prompt in prompts]).to(device, self._coords_dtype())
         labels = torch.stack([prompt.labels for prompt in prompts]).to(device)
         sparse, _ = self.ref_encoder((coords, labels), None, None)
         return sparse
+
+    def _coords_dtype(self) -> torch.dtype:
+        # SAM 2 adds the +0.5 shift in the coordinates' dtype; its Fourier layer then computes in fp32 either way.
+        return torch.bfloat16 if self.bf16_coords_in_training and self.training else torch.float32
 
     def _encode_temporal(self, prompts: list[VisualPrompt], num_llm_frames: list[int]) -> Tensor:
         """``(N, 3S)``: 1-D Fourier code of each prompt's frame, plus ``tem_emb``, through ``tem_proj``."""

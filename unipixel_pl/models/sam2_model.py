@@ -226,7 +226,8 @@ class UniPixelSAM2(SAM2Base):
     """SAM 2.1 with UniPixel's hidden prompt tokens and reference switches (MODEL.md §5.1).
 
     Args:
-        config: sizes and switches; ``rope_grad`` and ``mask_no_object_in_training`` select reference behaviour.
+        config: sizes and switches; ``rope_grad``, ``mask_no_object_in_training`` and ``multimask_output`` select
+            reference behaviour.
     """
 
     def __init__(self, config: MaskDecoderConfig) -> None:
@@ -237,7 +238,7 @@ class UniPixelSAM2(SAM2Base):
             num_maskmem=config.num_maskmem,
             image_size=config.image_size,
             max_obj_ptrs_in_encoder=config.max_obj_ptrs_in_encoder,
-            **SAM21_SWITCHES,
+            **{**SAM21_SWITCHES, "multimask_output_in_sam": config.multimask_output},
         )
         self.mask_no_object_in_training = config.mask_no_object_in_training
         self.decoding_for_loss = False

@@ -12,6 +12,7 @@ import yaml
 from safetensors.torch import load_file
 from sam2.modeling.sam2_base import NO_OBJ_SCORE, SAM2Base
 
+from unipixel_pl.checkpoints.hf_config import config_to_official
 from unipixel_pl.checkpoints.sam2_yaml import parse_sam2_yaml
 from unipixel_pl.config import LossConfig, preset
 from unipixel_pl.models.mask_decoder import (
@@ -100,6 +101,36 @@ def test_point_prompts_match_upstream_sam_heads() -> None:
         upstream = SAM2Base._forward_sam_heads(decoder.sam2, features, points, None, high_res, True)
     for mine, theirs in zip(ours, upstream, strict=True):
         torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("num_frames", [1, 3])
+def test_single_mask_switch_decodes_the_single_mask_token_on_every_frame(num_frames: int) -> None:
+    multi, single = _decoder(), _decoder(multimask_output=False)
+    assert multi.state_dict().keys() == single.state_dict().keys()  # same weights, only the decoding differs
+    out = single(_frames(num_frames), _tokens(2))
+    assert out.multimask_logits.shape == (num_frames, 2, 1, S, S)
+    torch.testing.assert_close(out.high_res_masks, out.multimask_logits, rtol=0, atol=0)
+    features = torch.randn(2, HIDDEN, S // 16, S // 16)
+    high_res = [torch.randn(2, HIDDEN // 8, S // 4, S // 4), torch.randn(2, HIDDEN // 4, S // 8, S // 8)]
+    _set_object_scores(single, 10.0)  # objects present: inference keeps the logits
+    with torch.no_grad():
+        heads = single.eval().sam2._forward_sam_heads(features, None, None, high_res, False, _tokens(2))
+        masks, _, _, _ = single.sam2.sam_mask_decoder.predict_masks(
+            image_embeddings=features,
+            image_pe=single.sam2.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=single.sam2._encode_prompts(2, None, None, _tokens(2))[0],
+            dense_prompt_embeddings=single.sam2._encode_prompts(2, None, None, _tokens(2))[1],
+            repeat_image=False,
+            high_res_features=high_res,
+        )
+    torch.testing.assert_close(heads[0], masks[:, :1])  # SAM's mask token 0, not one of the 3 multimask tokens
+
+
+def test_official_config_refuses_a_single_mask_model() -> None:
+    config = preset("unipixel-tiny")
+    config = dataclasses.replace(config, mask_decoder=dataclasses.replace(config.mask_decoder, multimask_output=False))
+    with pytest.raises(ValueError, match="multimask_output"):
+        config_to_official(config)
 
 
 def test_gradients_reach_prompt_tokens_and_sam2() -> None:
