@@ -58,16 +58,20 @@ class ShardBatch(UniPixelBatch):
 
     Attributes:
         keys: per sample its shard key (``{key}__t{turn}`` for one expression of a per-video record).
+        sources: per sample the name of the shard set it was read from, ``{source}/{split}`` of that set's
+            manifest (``SourceShards.name``, e.g. ``refcoco/val``); held-out metrics are also grouped by it.
         skipped: bad samples skipped so far by the worker that built this batch, per reason (cumulative).
         worker: that worker's id (0 without workers).
     """
 
     keys: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     worker: int = 0
 
     @classmethod
-    def wrap(cls, batch: UniPixelBatch, keys: list[str], skipped: dict[str, int], worker: int) -> ShardBatch:
-        return cls(
-            **{f.name: getattr(batch, f.name) for f in fields(UniPixelBatch)}, keys=keys, skipped=skipped, worker=worker
-        )
+    def wrap(
+        cls, batch: UniPixelBatch, keys: list[str], sources: list[str], skipped: dict[str, int], worker: int
+    ) -> ShardBatch:
+        values = {f.name: getattr(batch, f.name) for f in fields(UniPixelBatch)}
+        return cls(**values, keys=keys, sources=sources, skipped=skipped, worker=worker)

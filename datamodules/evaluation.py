@@ -93,13 +93,13 @@ class ExactEvalStream(IterableDataset):
         worker, workers = worker_slot()
         slot, slots = self.config.rank * workers + worker, self.config.world_size * workers
         policy = SkipPolicy(strict=True)
-        pending: dict[str, list[tuple[SampleRecord, Record]]] = {}
+        pending: dict[str, list[tuple[SampleRecord, Record, str]]] = {}
         for source in self.sources:
             start, end = slot_range(source.num_records, slot, slots)
             for record in records_in_range(source, start, end, policy):
                 sample = self._process(record)
                 group = pending.setdefault(sample.task, [])
-                group.append((sample, record))
+                group.append((sample, record, source.name))
                 if len(group) == self.batch_size:
                     yield self._batch(pending.pop(sample.task), worker)
         for task in sorted(pending):
@@ -120,7 +120,9 @@ class ExactEvalStream(IterableDataset):
             media.num_frames, build.sample_frames, build.frame_sampler, self._rng(record), keep=media.prompt_frame
         )
 
-    def _batch(self, items: list[tuple[SampleRecord, Record]], worker: int) -> EvalBatch:
-        samples, records = [sample for sample, _ in items], [record for _, record in items]
-        batch = ShardBatch.wrap(self.collator(samples), [s.key for s in samples], {}, worker)
+    def _batch(self, items: list[tuple[SampleRecord, Record, str]], worker: int) -> EvalBatch:
+        """``(sample, record, source name)`` items -> one batch."""
+        samples, records = [sample for sample, _, _ in items], [record for _, record, _ in items]
+        sources = [source for _, _, source in items]
+        batch = ShardBatch.wrap(self.collator(samples), [s.key for s in samples], sources, {}, worker)
         return EvalBatch.extend(batch, records, [self._frame_indices(record) for record in records])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from itertools import count
+from itertools import count, repeat
 
 import numpy as np
 from torch.utils.data import IterableDataset
@@ -80,10 +80,12 @@ class TypeDemux:
 
 
 class GroupStream:
-    """Endless ``SampleRecord``s of one data type: its sources' records shuffled, mixed by weight, processed.
+    """Endless ``(SampleRecord, source name)`` pairs of one data type: its sources' records shuffled, mixed by
+    weight, processed.
 
     Args:
         demuxes: per source index, the worker's type-split record stream of that source.
+        names: per source index, its name (``SourceShards.name``).
         weights: source index -> weight within this data type.
         process: record -> sample.
         policy: where bad samples go.
@@ -95,6 +97,7 @@ class GroupStream:
         self,
         data_type: str,
         demuxes: dict[int, TypeDemux],
+        names: list[str],
         weights: dict[int, float],
         process: SampleProcessor,
         policy: SkipPolicy,
@@ -103,20 +106,20 @@ class GroupStream:
     ) -> None:
         self.data_type, self.process, self.policy, self.seed = data_type, process, policy, process.config.seed
         indices = sorted(weights)
-        streams = [shuffled(demuxes[i].stream(data_type), shuffle_buffer, rng) for i in indices]
+        streams = [zip(repeat(names[i]), shuffled(demuxes[i].stream(data_type), shuffle_buffer, rng)) for i in indices]
         self.records = weighted_mix(streams, [weights[i] for i in indices], rng)
         self.draws = 0
 
     def __iter__(self) -> GroupStream:
         return self
 
-    def __next__(self) -> SampleRecord:
+    def __next__(self) -> tuple[SampleRecord, str]:
         for _ in range(MAX_CONSECUTIVE_FAILURES):
-            record = next(self.records)
+            source, record = next(self.records)
             self.draws += 1
             rng = np.random.default_rng([self.seed, stable_hash(record.unit_key) % 2**32, self.draws])
             try:
-                return self.process(record, rng)
+                return self.process(record, rng), source
             except BadSampleError as error:
                 self.policy(error.bad)
         raise RuntimeError(
@@ -175,9 +178,10 @@ class MixedTrainStream(IterableDataset):
             if self.steps_per_epoch is not None and step >= first + self.steps_per_epoch:
                 return
             group = self._group(self.schedule.type_at(step), worker)
-            samples = [next(group) for _ in range(self.batch_size)]
+            drawn = [next(group) for _ in range(self.batch_size)]
+            samples, sources = [sample for sample, _ in drawn], [source for _, source in drawn]
             keys = [sample.key for sample in samples]
-            yield ShardBatch.wrap(self.collator(samples), keys, self.policy.snapshot(), worker)
+            yield ShardBatch.wrap(self.collator(samples), keys, sources, self.policy.snapshot(), worker)
 
     def _group(self, data_type: str, worker: int) -> GroupStream:
         if data_type not in self._groups:
@@ -186,6 +190,7 @@ class MixedTrainStream(IterableDataset):
             self._groups[data_type] = GroupStream(
                 data_type,
                 self._demuxes(worker),
+                [source.name for source in self.sources],
                 self.weights[data_type],
                 self.process,
                 self.policy,

@@ -74,6 +74,7 @@ def test_demo_fits_tests_and_reports(tmp_path: Path) -> None:
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"test/video_jf", "test/ciou/seg_image", "test/answer_acc/multimodal", "final/mc_accuracy"} <= scalars
+    assert {"test/ciou/source/synthetic/test", "test/answer_acc/source/synthetic/test"} <= scalars
     assert events.PluginTagToContent("hparams")  # hyper-parameters with the final metrics
 
     requests_file = _script("demo_media").write_held_out_media(tmp_path / "media", image_size=112, video_frames=4)

@@ -105,6 +105,16 @@ def _segmentation(model: LitUniPixel, generation: Generation, item: EvalItem, fr
     return (empty_masks(item, frames), True) if mask is None else (mask, False)
 
 
+def _seg_entry(generation: Generation, failed: bool, item: EvalItem) -> dict[str, Any]:
+    """The prediction line fields every segmentation scorer writes."""
+    return {
+        "response": generation.response,
+        "failed": failed,
+        "video": item.record.meta.vid,
+        "expression": item.expression_id(),
+    }
+
+
 def _save_masks(context: EvalContext, item: EvalItem, folder: str, frames: list[int], masks: Tensor) -> None:
     """Write ``masks: (T, H, W)`` on ``frames`` as PNGs under ``masks/{video}/{folder}/`` when the run asks."""
     if context.write_masks:
@@ -142,12 +152,7 @@ class ImageSegScorer(Scorer):
         self.giou.update(pred, gt, ignore)
         self.box_acc.update(pred, torch.tensor(box))
         self.counts.update(failed)
-        entry = {
-            "response": generation.response,
-            "failed": failed,
-            "video": item.record.meta.vid,
-            "expression": item.expression_id(),
-        }
+        entry = _seg_entry(generation, failed, item)
         _save_masks(context, item, entry["expression"], item.frame_indices, pred[None])
         inter, union = intersection_and_union(pred, gt, ignore)
         iou = query_iou(inter, union, self.giou.union_eps)
@@ -171,12 +176,7 @@ class VideoSegScorer(Scorer):
         generation = generate_answer(model, batch, index, context)
         pred, failed = _segmentation(model, generation, item, frames)
         self.counts.update(failed)
-        entry = {
-            "response": generation.response,
-            "failed": failed,
-            "video": item.record.meta.vid,
-            "expression": item.expression_id(),
-        }
+        entry = _seg_entry(generation, failed, item)
         _save_masks(context, item, entry["expression"], frames, pred)
         if self.benchmark.scored:
             pred, gt = self._frames_scored(pred), self._frames_scored(item.target_mask(frames))

@@ -245,7 +245,7 @@ class LitUniPixel(L.LightningModule):
         self._log_held_out("test", self.test_held_out)
 
     def _log_held_out(self, stage: str, held_out: HeldOutMetrics) -> None:
-        """Per-task cIoU, answer accuracy and video J&F of the epoch, over every rank's samples."""
+        """Per-task and per-source cIoU and answer accuracy and video J&F of the epoch, over every rank's samples."""
         for name, value in held_out.compute_and_reset().items():
             self.log(f"{stage}/{name}", value)
 

@@ -38,6 +38,9 @@ def test_every_rank_runs_the_same_data_type_at_every_step(corpus: Path) -> None:
     for first, second in zip(*ranks, strict=True):
         assert len(set(first.task)) == 1 and first.task == second.task
     assert [b.keys for b in ranks[0]] != [b.keys for b in ranks[1]]  # each rank resamples its own data
+    manifest, _ = load_manifest(corpus / "train")
+    assert {s for b in ranks[0] for s in b.sources} == {f"{manifest.source}/train"}
+    assert all(len(b.sources) == b.batch_size for b in ranks[0])
     assert len({batch.task[0] for batch in ranks[0]}) > 1
 
 
@@ -70,6 +73,7 @@ def test_training_is_reproducible_by_seed(corpus: Path) -> None:
 
 def test_evaluation_reads_every_sample_exactly_once(corpus: Path) -> None:
     module = _module(corpus, num_workers=2, eval_batch_size=2)
+    manifest, _ = load_manifest(corpus / "val")
     keys = []
     for rank in range(2):
         stream = ExactEvalStream(
@@ -78,8 +82,8 @@ def test_evaluation_reads_every_sample_exactly_once(corpus: Path) -> None:
         loader = module._loader(stream, persistent=False)
         for batch in loader:
             assert len(set(batch.task)) == 1
+            assert batch.sources == [f"{manifest.source}/val"] * batch.batch_size
             keys += batch.keys
-    manifest, _ = load_manifest(corpus / "val")
     assert len(keys) == len(set(keys)) == manifest.num_samples
 
 

@@ -1,4 +1,5 @@
-"""Held-out metrics: teacher-forced exact match, per-task cIoU and video J&F, against hand-made cases."""
+"""Held-out metrics: teacher-forced exact match, per-task and per-source cIoU and answer accuracy, video J&F,
+against hand-made cases."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from unipixel_pl.config import IGNORE_INDEX
+from unipixel_pl.datamodules.collate import ShardBatch
 from unipixel_pl.models.held_out import HeldOutMetrics, answer_exact_match
 from unipixel_pl.types import UniPixelBatch
 
@@ -30,9 +32,23 @@ def test_exact_match_ignores_unsupervised_positions() -> None:
     assert answer_exact_match(logits, labels).tolist() == [True]
 
 
-def _batch(targets: list[torch.Tensor | None], tasks: list[str]) -> UniPixelBatch:
+def _batch(targets: list[torch.Tensor | None], tasks: list[str], labels: torch.Tensor | None = None) -> UniPixelBatch:
     ids = torch.zeros(len(tasks), 3, dtype=torch.long)
-    return UniPixelBatch(ids, ids, torch.zeros(3, len(tasks), 3), ids, target_masks=targets, task=tasks)
+    return UniPixelBatch(ids, ids, torch.zeros(3, len(tasks), 3), ids, labels, target_masks=targets, task=tasks)
+
+
+def _shard_batch(
+    targets: list[torch.Tensor | None], tasks: list[str], sources: list[str], labels: torch.Tensor | None = None
+) -> ShardBatch:
+    """A batch as the shard data module yields it, naming each sample's source."""
+    return ShardBatch.wrap(_batch(targets, tasks, labels), [""] * len(tasks), sources, {}, 0)
+
+
+def _ciou(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> float:
+    """Cumulative IoU of ``(O, T, S, S)`` predictions against ``(T, O, S, S)`` targets: summed over everything."""
+    inter = sum((p & t.transpose(0, 1)).sum() for p, t in zip(preds, targets, strict=True))
+    union = sum((p | t.transpose(0, 1)).sum() for p, t in zip(preds, targets, strict=True))
+    return float(inter / union)
 
 
 def test_held_out_metrics_per_task_and_video() -> None:
@@ -53,6 +69,7 @@ def test_held_out_metrics_per_task_and_video() -> None:
     pred, gt = video_pred[0], video_gt[:, 0]
     expected_j = ((pred & gt).sum((1, 2)) / (pred | gt).sum((1, 2))).mean()
     assert scores["video_J"].item() == pytest.approx(expected_j.item(), abs=1e-6)
+    # a plain UniPixelBatch names no sources: no per-source scores
     assert set(scores) == {"ciou/seg_image", "ciou/seg_video", "video_J", "video_F", "video_jf"}
     assert metrics.compute_and_reset() == {}  # reset after compute
 
@@ -68,26 +85,48 @@ def test_answer_accuracy_per_task_is_sample_weighted() -> None:
     assert scores == {"answer_acc/mc": pytest.approx(0.5), "answer_acc/ref": pytest.approx(1.0)}
 
 
-def _rank_data(rank: int, world_size: int) -> tuple[list[UniPixelBatch], list[list[torch.Tensor | None]]]:
-    """Four samples split over ranks so that each rank meets a task the other never sees."""
+def test_per_source_metrics_are_kept_apart_from_each_other_and_from_the_tasks() -> None:
+    generator = torch.Generator().manual_seed(2)
+    targets = [torch.rand(1, 1, 8, 8, generator=generator) > 0.5 for _ in range(3)]  # (T, O, S, S)
+    preds = [torch.rand(1, 1, 8, 8, generator=generator) > 0.5 for _ in range(3)]  # (O, T, S, S)
+    logits = _logits_predicting([[2, 3, 0], [2, 4, 0], [1, 1, 1]])
+    labels = torch.tensor([[NO, 2, 3], [NO, 2, 3], [NO, 1, NO]])  # samples 0 and 2 answer right, 1 wrong
+    batch = _shard_batch(targets, ["seg_image"] * 3, ["refcoco/val", "synthetic/val", "refcoco/val"], labels)
+    metrics = HeldOutMetrics()
+    metrics.update_answers(batch, logits)
+    metrics.update(batch, preds)
+    scores = {name: value.item() for name, value in metrics.compute_and_reset().items()}
+    assert scores.pop("ciou/source/refcoco/val") == pytest.approx(_ciou(preds[::2], targets[::2]))
+    assert scores.pop("ciou/source/synthetic/val") == pytest.approx(_ciou(preds[1:2], targets[1:2]))
+    assert scores.pop("ciou/seg_image") == pytest.approx(_ciou(preds, targets))  # per task: every sample
+    assert scores.pop("answer_acc/source/refcoco/val") == 1.0
+    assert scores.pop("answer_acc/source/synthetic/val") == 0.0
+    assert scores.pop("answer_acc/seg_image") == pytest.approx(2 / 3)
+    assert scores == {}  # no video sample, so no J&F
+
+
+def _rank_data(rank: int, world_size: int) -> list[tuple[ShardBatch, list[torch.Tensor | None], torch.Tensor]]:
+    """Four samples split over ranks so that each rank meets a task and a source the other never sees; per batch
+    its predicted masks and answer logits (samples 1 and 2 answer right)."""
     generator = torch.Generator().manual_seed(1)
-    samples = []
-    for index, task in enumerate(["seg_image", "seg_video", "seg_image", "region"]):
+    labels = torch.tensor([[NO, 2, 3]])
+    data = []
+    for index, (task, source) in enumerate(
+        [("seg_image", "a"), ("seg_video", "b"), ("seg_image", "b"), ("region", "c")]
+    ):
         frames = 1 if task == "seg_image" else 3
         target = torch.rand(frames, 1, 6, 6, generator=generator) > 0.5
         pred = torch.rand(1, frames, 6, 6, generator=generator) > 0.4
-        samples.append((index, task, target, pred))
-    batches, masks = [], []
-    for _, task, target, pred in samples[rank::world_size]:
-        batches.append(_batch([target], [task]))
-        masks.append([pred])
-    return batches, masks
+        logits = _logits_predicting([[2, 3, 0] if index in (1, 2) else [2, 4, 0]])
+        data.append((_shard_batch([target], [task], [source], labels), [pred], logits))
+    return data[rank::world_size]
 
 
 def _held_out_scores(rank: int, world_size: int) -> dict[str, torch.Tensor]:
     metrics = HeldOutMetrics()
-    for batch, masks in zip(*_rank_data(rank, world_size), strict=True):
+    for batch, masks, logits in _rank_data(rank, world_size):
         metrics.update(batch, masks)
+        metrics.update_answers(batch, logits)
     return metrics.compute_and_reset()
 
 
@@ -114,6 +153,8 @@ def test_two_processes_give_the_single_process_values(tmp_path) -> None:
     mp.start_processes(_held_out_worker, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
     expected = _held_out_scores(0, 1)
     assert {"ciou/seg_image", "ciou/seg_video", "ciou/region", "video_jf"} <= set(expected)
+    assert {f"{kind}/source/{source}" for kind in ("ciou", "answer_acc") for source in "abc"} <= set(expected)
+    assert expected["answer_acc/source/b"] == 1.0 and expected["answer_acc/source/a"] == 0.0
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt")
         assert got.keys() == expected.keys()
