@@ -3,6 +3,8 @@ metrics, logging and optimizers (``reference/MODEL.md`` §4, §6, §7)."""
 
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import numpy as np
 import torch
@@ -27,6 +29,10 @@ from unipixel_pl.models.pixel_pipeline import prepare_batch
 from unipixel_pl.models.pointer_head import PointerHead
 from unipixel_pl.models.prompt_encoder import PromptEncoder
 from unipixel_pl.types import UniPixelBatch, UniPixelOutput
+
+# Our datamodules leave the batch-transfer hooks to the model on purpose (the model prepares its own pixels), so
+# Lightning's notice that the model's `on_after_batch_transfer` is used although a datamodule was given is noise.
+warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer` in `LightningModule` but")
 
 
 class LitUniPixel(L.LightningModule):
