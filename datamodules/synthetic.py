@@ -15,7 +15,7 @@ from unipixel_pl.config import UniPixelConfig, preset
 from unipixel_pl.datamodules.collate import Collator
 from unipixel_pl.datamodules.encode import SampleEncoder, SampleRecord
 from unipixel_pl.datamodules.scenes import make_scene
-from unipixel_pl.datamodules.tasks import BUILDERS, TASKS
+from unipixel_pl.datamodules.tasks import BUILDERS, SEG_ANSWER, TASKS, segmentation
 from unipixel_pl.processing import UniPixelProcessor
 from unipixel_pl.resumable_loader import ResumableDataLoader
 from unipixel_pl.tokenizer import build_tiny_tokenizer, load_tokenizer
@@ -31,6 +31,9 @@ class SyntheticDataset(Dataset[SampleRecord]):
         block: consecutive samples sharing one task family (use the batch size).
         video_frames: frames of a video scene; every other block is a video when > 1.
         seed: base seed.
+        objects: ``(fewest, most)`` objects per scene, drawn uniformly (no draw when equal, so the default keeps
+            the samples of earlier versions).
+        seg_answer: the answer template of the ``seg`` task (see ``tasks.segmentation``).
     """
 
     def __init__(
@@ -43,12 +46,17 @@ class SyntheticDataset(Dataset[SampleRecord]):
         height: int = 112,
         width: int = 112,
         seed: int = 0,
+        objects: tuple[int, int] = (2, 2),
+        seg_answer: str = SEG_ANSWER,
     ) -> None:
         unknown = sorted(set(tasks) - set(TASKS))
         if unknown or not tasks:
             raise ValueError(f"unknown or empty synthetic tasks {unknown or tasks}; choose from {list(TASKS)}")
         self.encoder, self.length, self.tasks, self.block = encoder, length, tasks, max(1, block)
         self.video_frames, self.height, self.width, self.seed = video_frames, height, width, seed
+        if not 1 <= objects[0] <= objects[1]:
+            raise ValueError(f"objects must be (fewest, most) with 1 <= fewest <= most, got {objects}")
+        self.objects, self.seg_answer = objects, seg_answer
 
     def __len__(self) -> int:
         return self.length
@@ -60,7 +68,11 @@ class SyntheticDataset(Dataset[SampleRecord]):
         task = self.tasks[block % len(self.tasks)]
         is_video = self.video_frames > 1 and (block // len(self.tasks)) % 2 == 1
         rng = np.random.default_rng([self.seed, index])
-        scene = make_scene(rng, self.height, self.width, self.video_frames if is_video else 1, num_objects=2)
+        fewest, most = self.objects
+        count = fewest if fewest == most else int(rng.integers(fewest, most + 1))
+        scene = make_scene(rng, self.height, self.width, self.video_frames if is_video else 1, num_objects=count)
+        if task == "seg":
+            return self.encoder(scene.frames, segmentation(scene, rng, self.seg_answer))
         return self.encoder(scene.frames, BUILDERS[task](scene, rng))
 
 
@@ -78,6 +90,8 @@ class SyntheticDataModule(L.LightningDataModule):
         image_size: side of the generated square scenes in pixels.
         num_workers: DataLoader workers.
         seed: base seed; validation and test use ``seed + 1`` and ``seed + 2``.
+        objects: ``(fewest, most)`` objects per scene.
+        seg_answer: the answer template of the ``seg`` task.
     """
 
     def __init__(
@@ -93,6 +107,8 @@ class SyntheticDataModule(L.LightningDataModule):
         image_size: int = 112,
         num_workers: int = 0,
         seed: int = 0,
+        objects: tuple[int, int] = (2, 2),
+        seg_answer: str = SEG_ANSWER,
     ) -> None:
         super().__init__()
         self.model_config = model_config or preset("unipixel-tiny")
@@ -100,6 +116,7 @@ class SyntheticDataModule(L.LightningDataModule):
         self.sizes = {"fit": train_samples, "validate": val_samples, "test": test_samples, "predict": test_samples}
         self.batch_size, self.video_frames, self.image_size = batch_size, video_frames, image_size
         self.num_workers, self.seed = num_workers, seed
+        self.objects, self.seg_answer = tuple(objects), seg_answer
         self._encoder: SampleEncoder | None = None
 
     @property
@@ -124,6 +141,8 @@ class SyntheticDataModule(L.LightningDataModule):
             height=self.image_size,
             width=self.image_size,
             seed=self.seed + offset,
+            objects=self.objects,
+            seg_answer=self.seg_answer,
         )
         sampler = None
         if world_size > 1:  # interleaved ranks: the k-th batch of every rank lies in block k

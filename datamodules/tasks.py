@@ -74,12 +74,25 @@ def _box_prompt(mask: np.ndarray, rng: np.random.Generator) -> PromptSpec:
     return PromptSpec(coords, np.array([2, 3]), frame)
 
 
-def segmentation(scene: Scene, rng: np.random.Generator) -> TaskSample:
-    """Referring segmentation: name an object, answer with ``<|seg|>``."""
+SEG_ANSWER = "The target is {seg}."
+"""The default answer of :func:`segmentation` (the reference's first template)."""
+
+
+def segmentation(scene: Scene, rng: np.random.Generator, answer: str = SEG_ANSWER) -> TaskSample:
+    """Referring segmentation: name an object, answer with ``<|seg|>``.
+
+    Args:
+        scene: the scene.
+        rng: draws the target object.
+        answer: the answer template; ``{seg}`` becomes ``<|seg|>``, ``{name}`` the object's name (e.g.
+            ``"It is the {name} {seg}."`` puts the name right before ``<|seg|>``).
+    """
     target = int(rng.integers(len(scene.objects)))
-    question = f"Can you segment the {scene.objects[target].name} in this {_media(scene)}?"
+    name = scene.objects[target].name
+    question = f"Can you segment the {name} in this {_media(scene)}?"
     masks = scene.object_masks()[:, [target]]
-    return TaskSample("seg", _conversation(scene, question, f"The target is {SEG_TOKEN}."), seg_masks=masks)
+    reply = answer.format(seg=SEG_TOKEN, name=name)
+    return TaskSample("seg", _conversation(scene, question, reply), seg_masks=masks)
 
 
 def referring(scene: Scene, rng: np.random.Generator, kind: str) -> TaskSample:

@@ -10,6 +10,7 @@ from unipixel_pl.config import IGNORE_INDEX, preset
 from unipixel_pl.datamodules.scenes import make_scene, shape_mask
 from unipixel_pl.datamodules.synthetic import SyntheticDataModule
 from unipixel_pl.datamodules.tasks import BUILDERS, pair_visibility
+from unipixel_pl.tokenizer import build_tiny_tokenizer
 
 
 def test_shape_masks_have_expected_areas() -> None:
@@ -68,3 +69,37 @@ def test_unknown_task_is_rejected() -> None:
     data = SyntheticDataModule(tasks=["detection"])
     with pytest.raises(ValueError, match="unknown or empty synthetic tasks"):
         data.train_dataloader()
+
+
+def test_object_count_range_and_seg_answer_template() -> None:
+    tokenizer = build_tiny_tokenizer()
+    data = SyntheticDataModule(
+        tasks=["seg"],
+        batch_size=6,
+        video_frames=1,
+        image_size=64,
+        train_samples=6,
+        objects=(1, 3),
+        seg_answer="It is the {name} {seg}.",
+    )
+    batch = next(iter(data.train_dataloader()))
+    counts = []
+    for b in range(batch.batch_size):
+        rng = np.random.default_rng([0, b])  # the documented draw order: object count, then the scene
+        counts.append(int(rng.integers(1, 4)))
+        scene = make_scene(rng, 64, 64, 1, num_objects=counts[-1])
+        assert np.array_equal(batch.frames[b].numpy(), scene.frames)
+        answer = tokenizer.decode(batch.input_ids[b][1:][batch.labels[b][1:] != IGNORE_INDEX])
+        names = [obj.name for obj in scene.objects]
+        assert any(answer.startswith(f"It is the {name} <|seg|>.") for name in names), answer
+    assert len(set(counts)) > 1  # the range is really drawn from
+
+
+def test_object_count_draw_keeps_the_default_samples() -> None:
+    default = next(iter(SyntheticDataModule(tasks=["seg"], batch_size=2, image_size=64).train_dataloader()))
+    explicit = next(
+        iter(SyntheticDataModule(tasks=["seg"], batch_size=2, image_size=64, objects=(2, 2)).train_dataloader())
+    )
+    assert torch.equal(default.input_ids, explicit.input_ids)
+    with pytest.raises(ValueError, match="fewest, most"):
+        SyntheticDataModule(tasks=["seg"], objects=(3, 1)).train_dataloader()
