@@ -7,6 +7,8 @@ Consecutive blocks of ``batch_size`` samples share one task family, so a sequent
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -56,7 +58,8 @@ class SyntheticDataset(Dataset[SampleRecord]):
         self.video_frames, self.height, self.width, self.seed = video_frames, height, width, seed
         if not 1 <= objects[0] <= objects[1]:
             raise ValueError(f"objects must be (fewest, most) with 1 <= fewest <= most, got {objects}")
-        self.objects, self.seg_answer = objects, seg_answer
+        self.objects = objects
+        self.builders = {**BUILDERS, "seg": partial(segmentation, answer=seg_answer)}
 
     def __len__(self) -> int:
         return self.length
@@ -71,9 +74,7 @@ class SyntheticDataset(Dataset[SampleRecord]):
         fewest, most = self.objects
         count = fewest if fewest == most else int(rng.integers(fewest, most + 1))
         scene = make_scene(rng, self.height, self.width, self.video_frames if is_video else 1, num_objects=count)
-        if task == "seg":
-            return self.encoder(scene.frames, segmentation(scene, rng, self.seg_answer))
-        return self.encoder(scene.frames, BUILDERS[task](scene, rng))
+        return self.encoder(scene.frames, self.builders[task](scene, rng))
 
 
 class SyntheticDataModule(L.LightningDataModule):
