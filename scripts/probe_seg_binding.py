@@ -26,6 +26,7 @@ from unipixel_pl.config import UniPixelConfig, preset
 from unipixel_pl.datamodules.synthetic import SyntheticDataModule
 from unipixel_pl.datamodules.tasks import SEG_ANSWER
 from unipixel_pl.metrics import CIoU
+from unipixel_pl.metrics.functional import intersection_and_union, query_iou
 from unipixel_pl.models.lit_unipixel import LitUniPixel
 from unipixel_pl.types import UniPixelBatch
 
@@ -68,14 +69,13 @@ def evaluate(model: LitUniPixel, batches: list[UniPixelBatch]) -> dict[str, floa
         prompts = model.seg_prompts(model.run_backbone(batch).hidden_states, batch.input_ids)
         for frames, target, tokens in zip(batch.sam_frames, batch.target_masks, prompts, strict=True):
             candidates = model.mask_decoder(frames, tokens).multimask_logits[0, 0] > 0  # (M, S, S)
-            truth = target[0, 0]
-            iou = (candidates & truth).flatten(1).sum(1) / (candidates | truth).flatten(1).sum(1).clamp(min=1)
-            best.append(iou.max().item())
+            truth = target[0, 0].expand_as(candidates)
+            best.append(query_iou(*intersection_and_union(candidates, truth)).max().item())
             mask = model.mask_decoder.segment(frames, tokens, frames.shape[-2:])  # (O, T, S, S)
             ciou.update(mask.flatten(0, 1), target.transpose(0, 1).flatten(0, 1))
             shapes = (frames[0] - frames[0].mean(dim=(1, 2), keepdim=True)).abs().amax(dim=0) > BACKGROUND_SPREAD
             area.append(mask[0, 0].float().mean().item())
-            union.append(((mask[0, 0] & shapes).sum() / (mask[0, 0] | shapes).sum().clamp(min=1)).item())
+            union.append(query_iou(*intersection_and_union(mask[0, 0], shapes)).item())
     model.train()
     return {"ciou": ciou.compute().item(), "best_of_M": mean(best), "area": mean(area), "union_iou": mean(union)}
 
